@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Accepting front ends and running their sessions on the event loop.
+ *
+ * A front end that stops in the middle of a message would block the loop in
+ * the message reader; the connection therefore has a receive timeout, after
+ * which the session is ended like any other protocol error.
+ */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "transport/unix.h"
+#include "util/log.h"
+
+#define SERVER_MSG_TIMEOUT_SEC 5
+
+static void end_session(struct server *s, int rc)
+{
+	if (s->conn_fd < 0)
+		return;
+	if (rc == -ECONNRESET)
+		log_info("%s: front end disconnected", s->name);
+	else
+		log_warn("%s: ending session: %s", s->name, strerror(-rc));
+	loop_del(s->loop, &s->conn_w);
+	vu_dev_fini(&s->dev);
+	if (s->eng.detach)
+		s->eng.detach(s->eng.priv);
+	close(s->conn_fd);
+	s->conn_fd = -1;
+	log_info("%s: waiting for a front end on %s", s->name, s->path);
+}
+
+static void on_conn(void *ctx, uint32_t events)
+{
+	struct server *s = ctx;
+	int rc;
+
+	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
+		end_session(s, -ECONNRESET);
+		return;
+	}
+	rc = vu_dev_process(&s->dev);
+	if (rc < 0)
+		end_session(s, rc);
+}
+
+static int begin_session(struct server *s, int fd)
+{
+	struct timeval tv = { .tv_sec = SERVER_MSG_TIMEOUT_SEC };
+	int rc;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (s->eng.attach) {
+		rc = s->eng.attach(s->eng.priv);
+		if (rc < 0)
+			return rc;
+	}
+	s->conn_fd = fd;
+	vu_dev_init(&s->dev, s->name, fd, s->eng.ops, s->eng.priv);
+	rc = loop_add(s->loop, &s->conn_w, fd, EPOLLIN, on_conn, s);
+	if (rc < 0) {
+		vu_dev_fini(&s->dev);
+		if (s->eng.detach)
+			s->eng.detach(s->eng.priv);
+		s->conn_fd = -1;
+		return rc;
+	}
+	s->sessions++;
+	log_info("%s: front end connected (session %lu)", s->name, s->sessions);
+	return 0;
+}
+
+static void on_listen(void *ctx, uint32_t events)
+{
+	struct server *s = ctx;
+	int fd, rc;
+
+	(void)events;
+	fd = unix_accept(s->listen_fd);
+	if (fd < 0) {
+		if (fd != -EAGAIN && fd != -EINTR)
+			log_warn("%s: accept: %s", s->name, strerror(-fd));
+		return;
+	}
+	if (s->conn_fd >= 0) {
+		log_warn("%s: refusing a second front end while one is connected", s->name);
+		close(fd);
+		return;
+	}
+	rc = begin_session(s, fd);
+	if (rc < 0) {
+		log_err("%s: cannot serve the front end: %s", s->name, strerror(-rc));
+		close(fd);
+	}
+}
+
+int server_start(struct server *s, struct loop *loop, const char *name, const char *path,
+		 const struct server_engine *eng)
+{
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->path = path;
+	s->loop = loop;
+	s->eng = *eng;
+	s->conn_fd = -1;
+	s->conn_w.fd = -1;
+	s->listen_w.fd = -1;
+	s->listen_fd = unix_listen(path, 0600);
+	if (s->listen_fd < 0)
+		return s->listen_fd;
+	rc = loop_add(loop, &s->listen_w, s->listen_fd, EPOLLIN, on_listen, s);
+	if (rc < 0) {
+		close(s->listen_fd);
+		unix_unlink(path);
+		s->listen_fd = -1;
+		return rc;
+	}
+	log_info("%s: waiting for a front end on %s", name, path);
+	return 0;
+}
+
+void server_stop(struct server *s)
+{
+	if (s->conn_fd >= 0)
+		end_session(s, -ECONNRESET);
+	if (s->listen_fd >= 0) {
+		loop_del(s->loop, &s->listen_w);
+		close(s->listen_fd);
+		unix_unlink(s->path);
+		s->listen_fd = -1;
+	}
+}

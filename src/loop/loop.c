@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+/*
+ * epoll-based event loop. Level-triggered, so a callback that leaves data
+ * unread is simply called again: no wake-up is ever lost.
+ */
+#include "loop/loop.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+int loop_init(struct loop *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0)
+		return -errno;
+	return 0;
+}
+
+void loop_fini(struct loop *l)
+{
+	if (l->epfd >= 0)
+		close(l->epfd);
+	l->epfd = -1;
+}
+
+int loop_add(struct loop *l, struct loop_watch *w, int fd, uint32_t events, loop_cb cb, void *ctx)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	w->fd = fd;
+	w->cb = cb;
+	w->ctx = ctx;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		w->fd = -1;
+		return -errno;
+	}
+	return 0;
+}
+
+int loop_mod(struct loop *l, struct loop_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	if (w->fd < 0)
+		return -EBADF;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void loop_del(struct loop *l, struct loop_watch *w)
+{
+	if (w->fd < 0)
+		return;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	w->fd = -1;
+	for (int i = 0; i < l->npending; i++) {
+		if (l->pending[i] == w)
+			l->pending[i] = NULL;
+	}
+}
+
+int loop_run(struct loop *l)
+{
+	struct epoll_event evs[LOOP_BATCH];
+
+	l->stopping = false;
+	while (!l->stopping) {
+		int n = epoll_wait(l->epfd, evs, LOOP_BATCH, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		l->npending = n;
+		for (int i = 0; i < n; i++)
+			l->pending[i] = evs[i].data.ptr;
+		for (int i = 0; i < n; i++) {
+			struct loop_watch *w = l->pending[i];
+
+			if (w)
+				w->cb(w->ctx, evs[i].events);
+		}
+		l->npending = 0;
+	}
+	return 0;
+}
+
+void loop_stop(struct loop *l)
+{
+	l->stopping = true;
+}

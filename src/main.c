@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vhost-user-vsock: parse the command line, set up the engine and the
+ * socket, run the event loop until SIGTERM or SIGINT. Exit status: 0 clean
+ * exit, 1 runtime failure, 2 usage error.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "daemon/server.h"
+#include "engine/kernel/kernel.h"
+#include "loop/loop.h"
+#include "util/log.h"
+
+static void on_signal(void *ctx, uint32_t events)
+{
+	struct loop *loop = ctx;
+
+	(void)events;
+	loop_stop(loop);
+}
+
+/* SIGTERM/SIGINT arrive as readable events so shutdown runs in the loop. */
+static int watch_signals(struct loop *loop, struct loop_watch *w)
+{
+	sigset_t set;
+	int fd, rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	rc = loop_add(loop, w, fd, EPOLLIN, on_signal, loop);
+	if (rc < 0)
+		close(fd);
+	return rc;
+}
+
+static int kern_attach(void *priv)
+{
+	return kern_engine_open(priv);
+}
+
+static void kern_detach(void *priv)
+{
+	kern_engine_close(priv);
+}
+
+static int run_kernel_engine(const struct config *cfg)
+{
+	struct kern_engine k;
+	struct server srv;
+	struct loop loop;
+	struct loop_watch sig_w = { .fd = -1 };
+	struct server_engine eng = {
+		.ops = &kern_dev_ops, .priv = &k, .attach = kern_attach, .detach = kern_detach,
+	};
+	int rc;
+
+	kern_engine_init(&k, &kern_vhost_sys, cfg->vhost_path, cfg->cid);
+	if (kern_engine_probe(&k) < 0)
+		return EXIT_FAILURE;
+	rc = loop_init(&loop);
+	if (rc < 0) {
+		log_err("cannot create the event loop: %s", strerror(-rc));
+		return EXIT_FAILURE;
+	}
+	rc = watch_signals(&loop, &sig_w);
+	if (rc < 0) {
+		log_err("cannot watch signals: %s", strerror(-rc));
+		goto out_loop;
+	}
+	rc = server_start(&srv, &loop, "vsock", cfg->socket_path, &eng);
+	if (rc < 0)
+		goto out_signals;
+	log_info("kernel engine: guest CID %llu, vhost device %s", (unsigned long long)cfg->cid,
+		 cfg->vhost_path);
+	rc = loop_run(&loop);
+	if (rc < 0)
+		log_err("event loop failed: %s", strerror(-rc));
+	log_info("shutting down");
+	server_stop(&srv);
+out_signals:
+	if (sig_w.fd >= 0) {
+		int fd = sig_w.fd;
+
+		loop_del(&loop, &sig_w);
+		close(fd);
+	}
+out_loop:
+	loop_fini(&loop);
+	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+
+	switch (cli_parse(argc, argv, &cfg)) {
+	case CLI_EXIT_OK:
+		return EXIT_SUCCESS;
+	case CLI_USAGE:
+		return 2;
+	case CLI_RUN:
+		break;
+	}
+	log_set_level(cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg.vfio) {
+		log_err("--vfio %s: the virtio-vhost-user (VFIO) transport is not available in "
+			"this version; use --socket PATH", cfg.vfio);
+		return EXIT_FAILURE;
+	}
+	return run_kernel_engine(&cfg);
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest memory: the regions a front end shares with SET_MEM_TABLE, mapped
+ * into the daemon, and bounded translation of guest physical addresses
+ * (GPA) and front-end virtual addresses (UVA) to daemon pointers.
+ *
+ * Invariants: every mapped region has size > 0; no two regions overlap in
+ * GPA space nor in UVA space; gpa + size, uva + size and
+ * mmap_offset + size never overflow. A translation succeeds only when the
+ * whole range [addr, addr + len) lies inside one region.
+ */
+#ifndef GMEM_GUEST_MEM_H
+#define GMEM_GUEST_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMEM_MAX_REGIONS 8u
+
+/* A region as the front end describes it (same fields as the wire). */
+struct gmem_region_desc {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t uva;
+	uint64_t mmap_offset;
+};
+
+struct gmem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t uva;
+	uint64_t mmap_offset;
+	uint8_t *host;    /* daemon pointer for gpa */
+	void *map_base;   /* what mmap returned, for munmap */
+	size_t map_len;
+};
+
+struct gmem {
+	unsigned int nregions;
+	struct gmem_region regions[GMEM_MAX_REGIONS];
+};
+
+/** gmem_init() - an empty table (nothing mapped). */
+void gmem_init(struct gmem *m);
+
+/**
+ * gmem_map() - validate and map a new set of regions into @m.
+ * @m:     must be empty (gmem_init or gmem_unmap'ed)
+ * @descs: @n region descriptions
+ * @fds:   @n file descriptors, one per region; not closed here
+ *
+ * Return: 0, or -EINVAL for a bad table (n == 0 or > GMEM_MAX_REGIONS,
+ * zero size, overflow, overlap), -EFAULT when a range lies beyond the end
+ * of its file, or the mmap error. On error nothing stays mapped.
+ */
+int gmem_map(struct gmem *m, const struct gmem_region_desc *descs, unsigned int n, const int *fds);
+
+/** gmem_unmap() - release every mapping; @m is empty afterwards. */
+void gmem_unmap(struct gmem *m);
+
+/**
+ * gmem_gpa_ptr() - daemon pointer for guest physical range [gpa, gpa+len).
+ * Return: the pointer, or NULL unless the whole range is inside one region
+ * (len 0 is treated as 1 byte).
+ */
+void *gmem_gpa_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/** gmem_uva_ptr() - the same for a front-end virtual address range. */
+void *gmem_uva_ptr(const struct gmem *m, uint64_t uva, uint64_t len);
+
+/**
+ * gmem_uva_to_gpa() - guest physical address of front-end virtual range.
+ * Return: 0, or -EFAULT unless the whole range is inside one region.
+ */
+int gmem_uva_to_gpa(const struct gmem *m, uint64_t uva, uint64_t len, uint64_t *gpa);
+
+#endif

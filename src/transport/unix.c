@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Listening Unix sockets. The path is checked with lstat() before binding so
+ * that the daemon never follows a symlink or deletes a file that is not a
+ * socket; a socket file is replaced only when connecting to it fails with
+ * ECONNREFUSED, i.e. no process is listening there any more.
+ */
+#include "transport/unix.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+static int fill_addr(const char *path, struct sockaddr_un *sa)
+{
+	size_t len = strlen(path);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (len == 0 || len >= sizeof(sa->sun_path)) {
+		log_err("socket path '%s': length must be 1 to %zu bytes", path,
+			sizeof(sa->sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa->sun_path, path, len);
+	return 0;
+}
+
+/* Is someone accepting on the socket file at @sa? */
+static int socket_is_live(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int live;
+
+	if (fd < 0)
+		return -errno;
+	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return live;
+}
+
+static int clear_path(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int live;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_err("socket path '%s' exists and is not a socket (%s): refusing to replace it",
+			path, S_ISLNK(st.st_mode) ? "a symlink" : "another kind of file");
+		return -EEXIST;
+	}
+	live = socket_is_live(sa);
+	if (live < 0)
+		return live;
+	if (live) {
+		log_err("socket path '%s' is in use by another process", path);
+		return -EADDRINUSE;
+	}
+	log_info("replacing stale socket file '%s'", path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int unix_listen(const char *path, mode_t mode)
+{
+	struct sockaddr_un sa;
+	int fd, rc;
+
+	rc = fill_addr(path, &sa);
+	if (rc < 0)
+		return rc;
+	rc = clear_path(path, &sa);
+	if (rc < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		log_err("cannot bind '%s': %s", path, strerror(-rc));
+		goto err_close;
+	}
+	if (chmod(path, mode) < 0 || listen(fd, 16) < 0) {
+		rc = -errno;
+		log_err("cannot listen on '%s': %s", path, strerror(-rc));
+		unlink(path);
+		goto err_close;
+	}
+	return fd;
+
+err_close:
+	close(fd);
+	return rc;
+}
+
+int unix_accept(int listen_fd)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+void unix_unlink(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
