@@ -67,7 +67,9 @@ static int run_kernel_engine(const struct config *cfg)
 	};
 	int rc;
 
-	kern_engine_init(&k, &kern_vhost_sys, cfg->vhost_path, cfg->cid);
+	const struct vm_config *vm = &cfg->vms[0];
+
+	kern_engine_init(&k, &kern_vhost_sys, cfg->vhost_path, vm->cid);
 	if (kern_engine_probe(&k) < 0)
 		return EXIT_FAILURE;
 	rc = loop_init(&loop);
@@ -80,10 +82,10 @@ static int run_kernel_engine(const struct config *cfg)
 		log_err("cannot watch signals: %s", strerror(-rc));
 		goto out_loop;
 	}
-	rc = server_start(&srv, &loop, "vsock", cfg->socket_path, &eng);
+	rc = server_start(&srv, &loop, "vsock", vm->socket_path, &eng);
 	if (rc < 0)
 		goto out_signals;
-	log_info("kernel engine: guest CID %llu, vhost device %s", (unsigned long long)cfg->cid,
+	log_info("kernel engine: guest CID %llu, vhost device %s", (unsigned long long)vm->cid,
 		 cfg->vhost_path);
 	rc = loop_run(&loop);
 	if (rc < 0)
@@ -102,24 +104,39 @@ out_loop:
 	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+static int run(const struct config *cfg)
+{
+	if (cfg->vfio) {
+		log_err("--vfio %s: the virtio-vhost-user (VFIO) transport is not available in "
+			"this version; use --socket PATH", cfg->vfio);
+		return EXIT_FAILURE;
+	}
+	if (cfg->engine == ENGINE_USER) {
+		log_err("the userspace engine (--uds-path, --vm, --config) is not available in "
+			"this version; use --cid with the kernel engine");
+		return EXIT_FAILURE;
+	}
+	return run_kernel_engine(cfg);
+}
+
 int main(int argc, char **argv)
 {
-	struct config cfg;
+	static struct config cfg;
+	int status;
 
 	switch (cli_parse(argc, argv, &cfg)) {
 	case CLI_EXIT_OK:
+		cli_config_free(&cfg);
 		return EXIT_SUCCESS;
 	case CLI_USAGE:
+		cli_config_free(&cfg);
 		return 2;
 	case CLI_RUN:
 		break;
 	}
 	log_set_level(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
-	if (cfg.vfio) {
-		log_err("--vfio %s: the virtio-vhost-user (VFIO) transport is not available in "
-			"this version; use --socket PATH", cfg.vfio);
-		return EXIT_FAILURE;
-	}
-	return run_kernel_engine(&cfg);
+	status = run(&cfg);
+	cli_config_free(&cfg);
+	return status;
 }

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * Command-line parsing. Every refusal names the option and the reason, and
- * maps to exit status 2; nothing here opens a file or a socket.
+ * Command-line parsing: getopt, then the rules that combine options. Every
+ * refusal names the option and the reason and maps to exit status 2;
+ * nothing here opens a socket or a device.
  */
 #include "cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,20 +15,33 @@
 
 enum {
 	OPT_SOCKET = 's',
-	OPT_VFIO = 0x100,
-	OPT_CID,
-	OPT_VHOST_SOCKET,
-	OPT_LOG_LEVEL,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 	OPT_VERBOSE = 'v',
+	OPT_VFIO = 0x100,
+	OPT_CID,
+	OPT_VHOST_SOCKET,
+	OPT_UDS_PATH,
+	OPT_TX_BUFFER_SIZE,
+	OPT_QUEUE_SIZE,
+	OPT_GROUPS,
+	OPT_VM,
+	OPT_CONFIG,
+	OPT_LOG_LEVEL,
 };
 
 static const struct option long_options[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "vfio", required_argument, NULL, OPT_VFIO },
 	{ "cid", required_argument, NULL, OPT_CID },
+	{ "guest-cid", required_argument, NULL, OPT_CID },
 	{ "vhost-socket", required_argument, NULL, OPT_VHOST_SOCKET },
+	{ "uds-path", required_argument, NULL, OPT_UDS_PATH },
+	{ "tx-buffer-size", required_argument, NULL, OPT_TX_BUFFER_SIZE },
+	{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
+	{ "groups", required_argument, NULL, OPT_GROUPS },
+	{ "vm", required_argument, NULL, OPT_VM },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -37,86 +49,133 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* What the single-device options said, before the engine is known. */
+struct single {
+	struct vm_config vm;
+	int socket, cid, vhost, uds, tx_buf, queue, groups;
+	int vms_given;
+	const char *config_path;
+	int verbose;
+};
+
 void cli_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: vhost-user-vsock (--socket PATH | --vfio PCI-NAME) --cid N [options]\n"
+		"Usage:\n"
+		"  vhost-user-vsock (--socket PATH | --vfio PCI-NAME) --cid N [--vhost-socket PATH]\n"
+		"  vhost-user-vsock --socket PATH --uds-path PATH [--guest-cid N] [userspace options]\n"
+		"  vhost-user-vsock --vm socket=PATH,uds-path=PATH[,guest-cid=N,...] [--vm ...]\n"
+		"  vhost-user-vsock --config FILE.yaml\n"
 		"\n"
-		"A vhost-user virtio-vsock device back end. A VMM (QEMU, crosvm, ...)\n"
-		"connects to PATH; the guest's vsock rings are handed to the host\n"
-		"kernel's vhost-vsock device, so the data never passes through this daemon.\n"
+		"A vhost-user virtio-vsock device back end. A VMM (QEMU, crosvm, ...) connects\n"
+		"to the socket. Kernel engine (default): the guest's rings are handed to the\n"
+		"host's vhost-vsock device and data never passes through this daemon.\n"
+		"Userspace engine (--uds-path, --vm, --config): the daemon is the device and\n"
+		"maps guest connections to host Unix sockets (hybrid vsock).\n"
 		"\n"
 		"Options:\n"
-		"  -s, --socket PATH        listen for the VMM on the Unix socket PATH\n"
-		"      --vfio PCI-NAME      serve through a virtio-vhost-user PCI device\n"
-		"                           (not supported yet: refused with an error)\n"
-		"      --cid N              the guest's context id, 3 <= N < 4294967295\n"
-		"      --vhost-socket PATH  the host's vhost-vsock device\n"
-		"                           (default " CLI_DEFAULT_VHOST_PATH ")\n"
-		"      --log-level LEVEL    error, warn, info (default), debug or trace\n"
-		"  -v, --verbose            one more log level each time\n"
-		"  -h, --help               print this help and exit\n"
-		"  -V, --version            print the version and exit\n"
+		"  -s, --socket PATH          listen for the VMM on the Unix socket PATH\n"
+		"      --vfio PCI-NAME        virtio-vhost-user PCI transport (not available yet)\n"
+		"      --cid, --guest-cid N   the guest's context id, 3 <= N < 4294967295\n"
+		"                             (required for the kernel engine; default 3 otherwise)\n"
+		"      --vhost-socket PATH    kernel engine: the vhost-vsock device\n"
+		"                             (default " CLI_DEFAULT_VHOST_PATH ")\n"
+		"      --uds-path PATH        userspace engine: hybrid vsock socket; guest\n"
+		"                             connections to host port P go to PATH_P\n"
+		"      --tx-buffer-size N     userspace: bytes buffered per connection (default %u)\n"
+		"      --queue-size N         userspace: largest virtqueue size (default %u)\n"
+		"      --groups G1+G2         userspace: sibling groups (default \"" CLI_DEFAULT_GROUPS "\")\n"
+		"      --vm KEY=VALUE,...     userspace: one device per --vm; keys socket, guest-cid,\n"
+		"                             uds-path, tx-buffer-size, queue-size, groups\n"
+		"      --config FILE          userspace: devices from a YAML file (a 'vms:' list\n"
+		"                             with the --vm keys in snake_case)\n"
+		"      --log-level LEVEL      error, warn, info (default), debug or trace\n"
+		"  -v, --verbose              one more log level each time\n"
+		"  -h, --help                 print this help and exit\n"
+		"  -V, --version              print the version and exit\n"
 		"\n"
-		"Exit status: 0 clean exit, 1 runtime failure, 2 usage error.\n");
+		"Exit status: 0 clean exit, 1 runtime failure, 2 usage error.\n",
+		CLI_DEFAULT_TX_BUFFER_SIZE, CLI_DEFAULT_QUEUE_SIZE);
 }
 
-int cli_parse_cid(const char *text, uint64_t *cid)
+static int add_vm_spec(struct config *cfg, const char *spec)
 {
-	char *end;
-	unsigned long long v;
+	struct vm_config *vm;
 
-	if (!text[0] || text[0] == '-' || text[0] == '+')
+	if (cfg->nvms >= CLI_MAX_VMS) {
+		cli_error("--vm: at most %u devices", CLI_MAX_VMS);
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(text, &end, 0);
-	if (errno || *end || v < 3 || v >= 0xffffffffULL)
+	}
+	vm = &cfg->vms[cfg->nvms++];
+	cli_vm_defaults(vm);
+	return cli_parse_vm_spec(vm, spec);
+}
+
+static int set_string(char **slot, const char *opt, const char *value)
+{
+	if (!value[0]) {
+		cli_error("%s: the value is empty", opt);
 		return -EINVAL;
-	*cid = v;
-	return 0;
+	}
+	free(*slot);
+	*slot = strdup(value);
+	return *slot ? 0 : -ENOMEM;
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+/* Options that configure the single device; --vm/--config exclude them. */
+static int parse_single(int opt, const char *arg, struct single *s, struct config *cfg)
 {
-	va_list ap;
+	struct vm_config *vm = &s->vm;
 
-	fprintf(stderr, "vhost-user-vsock: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'vhost-user-vsock --help' for more information.\n");
-	return CLI_USAGE;
-}
-
-static int parse_one(int opt, const char *arg, struct config *cfg, int *verbose)
-{
 	switch (opt) {
 	case OPT_SOCKET:
-		if (!arg[0])
-			return usage_error("--socket: the path is empty");
-		cfg->socket_path = arg;
-		return CLI_RUN;
-	case OPT_VFIO:
-		cfg->vfio = arg;
-		return CLI_RUN;
+		s->socket = 1;
+		return set_string(&vm->socket_path, "--socket", arg);
 	case OPT_CID:
-		if (cli_parse_cid(arg, &cfg->cid) < 0)
-			return usage_error("--cid: '%s' is not a guest CID "
-					   "(a number from 3 to 4294967294)", arg);
-		return CLI_RUN;
+		s->cid = 1;
+		return cli_vm_set(vm, "--cid", "guest-cid", arg);
 	case OPT_VHOST_SOCKET:
-		if (!arg[0])
-			return usage_error("--vhost-socket: the path is empty");
-		cfg->vhost_path = arg;
+		s->vhost = 1;
+		return set_string(&cfg->vhost_path, "--vhost-socket", arg);
+	case OPT_UDS_PATH:
+		s->uds = 1;
+		return set_string(&vm->uds_path, "--uds-path", arg);
+	case OPT_TX_BUFFER_SIZE:
+		s->tx_buf = 1;
+		return cli_vm_set(vm, "--tx-buffer-size", "tx-buffer-size", arg);
+	case OPT_QUEUE_SIZE:
+		s->queue = 1;
+		return cli_vm_set(vm, "--queue-size", "queue-size", arg);
+	case OPT_GROUPS:
+		s->groups = 1;
+		return cli_vm_set(vm, "--groups", "groups", arg);
+	}
+	return -EINVAL;
+}
+
+/* Return: CLI_RUN to go on, or the final result. */
+static int parse_one(int opt, const char *arg, struct single *s, struct config *cfg)
+{
+	switch (opt) {
+	case OPT_VFIO:
+		return set_string(&cfg->vfio, "--vfio", arg) < 0 ? CLI_USAGE : CLI_RUN;
+	case OPT_VM:
+		s->vms_given = 1;
+		return add_vm_spec(cfg, arg) < 0 ? CLI_USAGE : CLI_RUN;
+	case OPT_CONFIG:
+		if (s->config_path) {
+			cli_error("--config: give it once");
+			return CLI_USAGE;
+		}
+		s->config_path = arg;
 		return CLI_RUN;
 	case OPT_LOG_LEVEL:
-		if (log_parse_level(arg, &cfg->log_level) < 0)
-			return usage_error("--log-level: '%s' is not one of error, warn, info, "
-					   "debug, trace", arg);
-		return CLI_RUN;
+		if (log_parse_level(arg, &cfg->log_level) == 0)
+			return CLI_RUN;
+		cli_error("--log-level: '%s' is not one of error, warn, info, debug, trace", arg);
+		return CLI_USAGE;
 	case OPT_VERBOSE:
-		(*verbose)++;
+		s->verbose++;
 		return CLI_RUN;
 	case OPT_HELP:
 		cli_usage(stdout);
@@ -124,46 +183,166 @@ static int parse_one(int opt, const char *arg, struct config *cfg, int *verbose)
 	case OPT_VERSION:
 		printf("vhost-user-vsock %s\n", VUVSOCK_VERSION);
 		return CLI_EXIT_OK;
+	case '?':
+	case ':':
+		return CLI_USAGE; /* getopt has named the option */
 	default:
-		/* getopt has already named the bad option */
-		fprintf(stderr, "Try 'vhost-user-vsock --help' for more information.\n");
-		return CLI_USAGE;
+		return parse_single(opt, arg, s, cfg) < 0 ? CLI_USAGE : CLI_RUN;
 	}
 }
 
-static int check_combination(struct config *cfg, int cid_given)
+static int check_kernel(struct single *s, struct config *cfg)
 {
-	if (cfg->socket_path && cfg->vfio)
-		return usage_error("--socket and --vfio exclude each other: give one");
-	if (!cfg->socket_path && !cfg->vfio)
-		return usage_error("give one of --socket PATH or --vfio PCI-NAME");
-	if (!cid_given)
-		return usage_error("--cid N is required");
-	return CLI_RUN;
+	if (s->tx_buf || s->queue || s->groups) {
+		cli_error("--tx-buffer-size, --queue-size and --groups belong to the userspace "
+			  "engine: add --uds-path PATH, or drop them");
+		return -EINVAL;
+	}
+	if (!s->cid) {
+		cli_error("--cid N is required with the kernel engine");
+		return -EINVAL;
+	}
+	cfg->engine = ENGINE_KERNEL;
+	return 0;
+}
+
+static int check_single(struct single *s, struct config *cfg)
+{
+	if (s->socket && cfg->vfio) {
+		cli_error("--socket and --vfio exclude each other: give one");
+		return -EINVAL;
+	}
+	if (!s->socket && !cfg->vfio) {
+		cli_error("give one of --socket PATH or --vfio PCI-NAME (or --vm / --config)");
+		return -EINVAL;
+	}
+	if (!s->uds)
+		return check_kernel(s, cfg);
+	if (s->vhost) {
+		cli_error("--vhost-socket belongs to the kernel engine; --uds-path selects the "
+			  "userspace engine: give one of them");
+		return -EINVAL;
+	}
+	cfg->engine = ENGINE_USER;
+	return 0;
+}
+
+static int check_multi(struct single *s, struct config *cfg)
+{
+	if (s->vms_given && s->config_path) {
+		cli_error("--vm and --config exclude each other");
+		return -EINVAL;
+	}
+	if (s->socket || s->cid || s->vhost || s->uds || s->tx_buf || s->queue || s->groups ||
+	    cfg->vfio) {
+		cli_error("%s cannot be combined with single-device options (--socket, --cid, "
+			  "--uds-path, ...)", s->vms_given ? "--vm" : "--config");
+		return -EINVAL;
+	}
+	cfg->engine = ENGINE_USER;
+	if (s->config_path)
+		return cli_load_config_file(cfg, s->config_path);
+	return 0;
+}
+
+static int check_unique(const struct config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nvms; i++) {
+		for (unsigned int j = 0; j < i; j++) {
+			const struct vm_config *a = &cfg->vms[i], *b = &cfg->vms[j];
+
+			if (a->cid == b->cid) {
+				cli_error("guest CID %llu is given to two devices",
+					  (unsigned long long)a->cid);
+				return -EINVAL;
+			}
+			if (strcmp(a->socket_path, b->socket_path) == 0 ||
+			    strcmp(a->uds_path, b->uds_path) == 0) {
+				cli_error("devices %u and %u share a socket path", j, i);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static int finish_groups(struct config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nvms; i++) {
+		if (!cfg->vms[i].groups) {
+			cfg->vms[i].groups = strdup(CLI_DEFAULT_GROUPS);
+			if (!cfg->vms[i].groups)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int finish(struct single *s, struct config *cfg)
+{
+	int rc;
+
+	if (s->vms_given || s->config_path) {
+		rc = check_multi(s, cfg);
+	} else {
+		rc = check_single(s, cfg);
+		if (rc == 0) {
+			cfg->vms[0] = s->vm;
+			cfg->nvms = 1;
+			memset(&s->vm, 0, sizeof(s->vm));
+		}
+	}
+	if (rc == 0 && !cfg->vhost_path)
+		rc = set_string(&cfg->vhost_path, "--vhost-socket", CLI_DEFAULT_VHOST_PATH);
+	if (rc == 0 && cfg->engine == ENGINE_USER)
+		rc = finish_groups(cfg);
+	if (rc == 0)
+		rc = check_unique(cfg);
+	return rc;
+}
+
+static void free_vm(struct vm_config *vm)
+{
+	free(vm->socket_path);
+	free(vm->uds_path);
+	free(vm->groups);
+	memset(vm, 0, sizeof(*vm));
+}
+
+void cli_config_free(struct config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nvms; i++)
+		free_vm(&cfg->vms[i]);
+	cfg->nvms = 0;
+	free(cfg->vfio);
+	free(cfg->vhost_path);
+	cfg->vfio = NULL;
+	cfg->vhost_path = NULL;
 }
 
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg)
 {
-	int verbose = 0, cid_given = 0, opt, rc;
+	struct single s;
+	int opt, rc = CLI_RUN;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->vhost_path = CLI_DEFAULT_VHOST_PATH;
+	memset(&s, 0, sizeof(s));
+	cli_vm_defaults(&s.vm);
 	cfg->log_level = LOG_LVL_INFO;
 	optind = 1;
 	opterr = 1;
-	while ((opt = getopt_long(argc, argv, "s:hVv", long_options, NULL)) != -1) {
-		rc = parse_one(opt, optarg, cfg, &verbose);
-		if (rc != CLI_RUN)
-			return (enum cli_result)rc;
-		if (opt == OPT_CID)
-			cid_given = 1;
+	while (rc == CLI_RUN && (opt = getopt_long(argc, argv, "s:hVv", long_options, NULL)) != -1)
+		rc = parse_one(opt, optarg, &s, cfg);
+	if (rc == CLI_RUN && optind < argc) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		rc = CLI_USAGE;
 	}
-	if (optind < argc)
-		return (enum cli_result)usage_error("unexpected argument '%s'", argv[optind]);
-	rc = check_combination(cfg, cid_given);
-	if (rc != CLI_RUN)
-		return (enum cli_result)rc;
-	while (verbose-- > 0 && cfg->log_level < LOG_LVL_TRACE)
+	if (rc == CLI_RUN && finish(&s, cfg) < 0)
+		rc = CLI_USAGE;
+	free_vm(&s.vm);
+	if (rc == CLI_USAGE)
+		fprintf(stderr, "Try 'vhost-user-vsock --help' for more information.\n");
+	while (rc == CLI_RUN && s.verbose-- > 0 && cfg->log_level < LOG_LVL_TRACE)
 		cfg->log_level++;
-	return CLI_RUN;
+	return (enum cli_result)rc;
 }

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Command line: options to a validated struct config. Prints its own
- * usage errors (naming the option and the reason) on stderr.
+ * Command line and configuration file: options to a validated struct
+ * config. Usage errors are printed here, naming the option (or --vm key, or
+ * config file key) and the reason; they map to exit status 2.
+ *
+ * The engine follows from the options: --uds-path, --vm or --config select
+ * the userspace engine (hybrid vsock over host Unix sockets); otherwise the
+ * kernel engine (/dev/vhost-vsock). The userspace options and file format
+ * follow rust-vmm's vhost-device-vsock so that switching is a drop-in change.
  */
 #ifndef CLI_CLI_H
 #define CLI_CLI_H
@@ -12,13 +18,34 @@
 #include "util/log.h"
 
 #define CLI_DEFAULT_VHOST_PATH "/dev/vhost-vsock"
+#define CLI_DEFAULT_CID 3u
+#define CLI_DEFAULT_TX_BUFFER_SIZE 65536u
+#define CLI_DEFAULT_QUEUE_SIZE 1024u
+#define CLI_DEFAULT_GROUPS "default"
+#define CLI_MAX_VMS 64u
+
+enum engine_kind {
+	ENGINE_KERNEL,
+	ENGINE_USER,
+};
+
+/* One device: a vhost-user socket and what it serves. Strings are owned. */
+struct vm_config {
+	char *socket_path;       /* vhost-user socket (listen) */
+	uint64_t cid;            /* the guest's context id */
+	char *uds_path;          /* hybrid vsock socket (userspace engine) */
+	uint32_t tx_buffer_size; /* per-connection buffer, advertised as buf_alloc */
+	uint32_t queue_size;     /* largest virtqueue size accepted */
+	char *groups;            /* sibling groups, "g1+g2" */
+};
 
 struct config {
-	const char *socket_path;  /* --socket: listen here for the front end */
-	const char *vfio;         /* --vfio: PCI name of a virtio-vhost-user device */
-	uint64_t cid;             /* --cid: the guest's context id */
-	const char *vhost_path;   /* --vhost-socket: the host's vhost-vsock device */
+	enum engine_kind engine;
+	char *vfio;              /* --vfio: PCI name of a virtio-vhost-user device */
+	char *vhost_path;        /* --vhost-socket (kernel engine) */
 	enum log_level log_level;
+	unsigned int nvms;
+	struct vm_config vms[CLI_MAX_VMS];
 };
 
 enum cli_result {
@@ -27,13 +54,47 @@ enum cli_result {
 	CLI_USAGE,      /* bad options, error printed: exit 2 */
 };
 
-/** cli_parse() - parse @argv into @cfg. */
+/** cli_parse() - parse @argv into @cfg; free with cli_config_free() whatever the result. */
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg);
+
+/** cli_config_free() - release the strings a parse allocated. */
+void cli_config_free(struct config *cfg);
 
 /** cli_parse_cid() - a guest CID: 3 <= cid < 0xffffffff. Return: 0 or -EINVAL. */
 int cli_parse_cid(const char *text, uint64_t *cid);
 
+/** cli_parse_u32() - decimal or 0x number in [min, max]. Return: 0 or -EINVAL. */
+int cli_parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out);
+
+/** cli_check_groups() - "name(+name)*", names of [A-Za-z0-9_.-]. Return: 0 or -EINVAL. */
+int cli_check_groups(const char *groups);
+
+/**
+ * cli_vm_set() - set one key of @vm from text (a --vm key or a config file
+ * key; '-' and '_' are the same). @origin names the source in errors.
+ * Return: 0, or -EINVAL with the error printed.
+ */
+int cli_vm_set(struct vm_config *vm, const char *origin, const char *key, const char *value);
+
+/** cli_vm_defaults() - the defaults for a device not yet configured. */
+void cli_vm_defaults(struct vm_config *vm);
+
+/**
+ * cli_parse_vm_spec() - "socket=/a,guest-cid=3,uds-path=/b" into @vm.
+ * Return: 0, or -EINVAL with the error printed.
+ */
+int cli_parse_vm_spec(struct vm_config *vm, const char *spec);
+
+/**
+ * cli_load_config_file() - read a YAML file with a top-level "vms:" list.
+ * Return: 0, or -EINVAL/-errno with the error printed.
+ */
+int cli_load_config_file(struct config *cfg, const char *path);
+
 /** cli_usage() - the --help text. */
 void cli_usage(FILE *out);
+
+/** cli_error() - print "vhost-user-vsock: <message>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

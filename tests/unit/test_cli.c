@@ -7,12 +7,17 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
 static enum cli_result parse(struct config *cfg, const char *const *args)
 {
+	static struct config last;
+
+	cli_config_free(&last);
 	char *argv[32];
 	int argc = 0;
 
@@ -26,6 +31,7 @@ static enum cli_result parse(struct config *cfg, const char *const *args)
 	enum cli_result r = cli_parse(argc, argv, cfg);
 	fclose(stderr);
 	stderr = saved;
+	last = *cfg;
 	return r;
 }
 
@@ -36,8 +42,10 @@ static void test_minimal(void **state)
 
 	(void)state;
 	assert_int_equal(parse(&cfg, args), CLI_RUN);
-	assert_string_equal(cfg.socket_path, "/tmp/x.sock");
-	assert_int_equal(cfg.cid, 3);
+	assert_int_equal(cfg.engine, ENGINE_KERNEL);
+	assert_int_equal(cfg.nvms, 1);
+	assert_string_equal(cfg.vms[0].socket_path, "/tmp/x.sock");
+	assert_int_equal(cfg.vms[0].cid, 3);
 	assert_string_equal(cfg.vhost_path, "/dev/vhost-vsock");
 	assert_null(cfg.vfio);
 	assert_int_equal(cfg.log_level, LOG_LVL_INFO);
@@ -51,7 +59,7 @@ static void test_all_options(void **state)
 
 	(void)state;
 	assert_int_equal(parse(&cfg, args), CLI_RUN);
-	assert_int_equal(cfg.cid, 0xfffffffeULL);
+	assert_int_equal(cfg.vms[0].cid, 0xfffffffeULL);
 	assert_string_equal(cfg.vhost_path, "/dev/other");
 	assert_int_equal(cfg.log_level, LOG_LVL_DEBUG);
 }
@@ -126,6 +134,150 @@ static void test_parse_cid_edges(void **state)
 	assert_int_equal(cli_parse_cid("4294967295", &cid), -22);
 }
 
+
+static void test_user_single(void **state)
+{
+	struct config cfg;
+	const char *args[] = { "--socket", "/a.sock", "--uds-path", "/a.vsock", "--guest-cid", "9",
+			       "--tx-buffer-size", "131072", "--queue-size", "256", "--groups",
+			       "g1+g2", NULL };
+	const char *defaults[] = { "--socket", "/a.sock", "--uds-path", "/a.vsock", NULL };
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_int_equal(cfg.engine, ENGINE_USER);
+	assert_int_equal(cfg.nvms, 1);
+	assert_int_equal(cfg.vms[0].cid, 9);
+	assert_string_equal(cfg.vms[0].uds_path, "/a.vsock");
+	assert_int_equal(cfg.vms[0].tx_buffer_size, 131072);
+	assert_int_equal(cfg.vms[0].queue_size, 256);
+	assert_string_equal(cfg.vms[0].groups, "g1+g2");
+	assert_int_equal(parse(&cfg, defaults), CLI_RUN);
+	assert_int_equal(cfg.vms[0].cid, 3);
+	assert_int_equal(cfg.vms[0].tx_buffer_size, 65536);
+	assert_int_equal(cfg.vms[0].queue_size, 1024);
+	assert_string_equal(cfg.vms[0].groups, "default");
+}
+
+static void test_vm_specs(void **state)
+{
+	struct config cfg;
+	const char *args[] = { "--vm", "socket=/a.sock,guest-cid=3,uds-path=/a.vsock,groups=g1",
+			       "--vm", "socket=/b.sock,guest_cid=4,uds_path=/b.vsock,groups=g1+g2,"
+			       "queue-size=128,tx_buffer_size=8192", NULL };
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_int_equal(cfg.engine, ENGINE_USER);
+	assert_int_equal(cfg.nvms, 2);
+	assert_string_equal(cfg.vms[0].socket_path, "/a.sock");
+	assert_string_equal(cfg.vms[1].uds_path, "/b.vsock");
+	assert_int_equal(cfg.vms[1].cid, 4);
+	assert_int_equal(cfg.vms[1].queue_size, 128);
+	assert_int_equal(cfg.vms[1].tx_buffer_size, 8192);
+	assert_string_equal(cfg.vms[1].groups, "g1+g2");
+}
+
+static void test_user_usage_errors(void **state)
+{
+	static const char *const cases[][8] = {
+		{ "--socket", "/a", "--uds-path", "/u", "--vhost-socket", "/dev/x", NULL },
+		{ "--socket", "/a", "--cid", "3", "--queue-size", "256", NULL },
+		{ "--socket", "/a", "--uds-path", "/u", "--queue-size", "300", NULL },
+		{ "--socket", "/a", "--uds-path", "/u", "--queue-size", "0", NULL },
+		{ "--socket", "/a", "--uds-path", "/u", "--tx-buffer-size", "1", NULL },
+		{ "--socket", "/a", "--uds-path", "/u", "--groups", "a++b", NULL },
+		{ "--socket", "/a", "--uds-path", "/u", "--groups", "a b", NULL },
+		{ "--vm", "socket=/a,uds-path=/u", "--socket", "/b", NULL },
+		{ "--vm", "socket=/a,uds-path=/u", "--config", "/x.yaml", NULL },
+		{ "--vm", "socket=/a", NULL },
+		{ "--vm", "uds-path=/u", NULL },
+		{ "--vm", "socket=/a,uds-path=/u,colour=blue", NULL },
+		{ "--vm", "socket=/a,uds-path=/u,forward-cid=1", NULL },
+		{ "--vm", "socket=/a,uds-path", NULL },
+		{ "--vm", "socket=/a,uds-path=/u", "--vm", "socket=/b,uds-path=/v", NULL },
+		{ "--vm", "socket=/a,uds-path=/u,guest-cid=4", "--vm",
+		  "socket=/a,uds-path=/v,guest-cid=5", NULL },
+		{ "--config", "/nonexistent/vms.yaml", NULL },
+	};
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse(&cfg, (const char *const *)cases[i]) != CLI_USAGE)
+			fail_msg("case %zu was accepted", i);
+	}
+}
+
+static char *write_file(const char *text)
+{
+	static char path[64];
+	FILE *f;
+
+	strcpy(path, "/tmp/test_cli_XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void test_config_file(void **state)
+{
+	struct config cfg;
+	char *path = write_file("vms:\n"
+				"  - guest_cid: 4\n"
+				"    socket: /tmp/vhost4.socket\n"
+				"    uds_path: /tmp/vm4.vsock\n"
+				"    tx_buffer_size: 65536\n"
+				"    queue_size: 1024\n"
+				"    groups: group1+group2\n"
+				"  - socket: /tmp/vhost5.socket\n"
+				"    uds-path: /tmp/vm5.vsock\n"
+				"    guest_cid: 5\n");
+	const char *args[] = { "--config", path, NULL };
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_int_equal(cfg.engine, ENGINE_USER);
+	assert_int_equal(cfg.nvms, 2);
+	assert_int_equal(cfg.vms[0].cid, 4);
+	assert_string_equal(cfg.vms[0].groups, "group1+group2");
+	assert_string_equal(cfg.vms[1].uds_path, "/tmp/vm5.vsock");
+	assert_string_equal(cfg.vms[1].groups, "default");
+	unlink(path);
+}
+
+static void test_config_file_errors(void **state)
+{
+	static const char *const bad[] = {
+		"vms: []\n",
+		"vms: 3\n",
+		"machines:\n  - socket: /a\n",
+		"vms:\n  - socket: /a\n",
+		"vms:\n  - socket: /a\n    uds_path: /u\n    colour: blue\n",
+		"vms:\n  - socket: /a\n    uds_path: /u\n    guest_cid: 2\n",
+		"vms:\n  - socket: /a\n    uds_path: [1, 2]\n",
+		"vms:\n  - socket: /a\n   uds_path: /u\n",
+		"vms: [\n",
+		"- socket: /a\n",
+		"",
+	};
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *path = write_file(bad[i]);
+		const char *args[] = { "--config", path, NULL };
+
+		if (parse(&cfg, args) != CLI_USAGE)
+			fail_msg("config %zu was accepted", i);
+		unlink(path);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +288,11 @@ int main(void)
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_parse_cid_edges),
+		cmocka_unit_test(test_user_single),
+		cmocka_unit_test(test_vm_specs),
+		cmocka_unit_test(test_user_usage_errors),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_file_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
