@@ -50,8 +50,10 @@ void gmem_init(struct gmem *m);
  * @fds:   @n file descriptors, one per region; not closed here
  *
  * Return: 0, or -EINVAL for a bad table (n == 0 or > GMEM_MAX_REGIONS,
- * zero size, overflow, overlap), -EFAULT when a range lies beyond the end
- * of its file, or the mmap error. On error nothing stays mapped.
+ * zero size, overflow, overlap), -EBADF for an fd that is not open,
+ * -EFAULT for an fd that is not a regular file/memfd or a range beyond the
+ * end of its file, or the mmap error; on these nothing stays mapped and
+ * @m is empty. -EBUSY when @m was not empty (left as it was).
  */
 int gmem_map(struct gmem *m, const struct gmem_region_desc *descs, unsigned int n, const int *fds);
 

@@ -31,10 +31,14 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-/* Is someone accepting on the socket file at @sa? */
+/*
+ * Is someone accepting on the socket file at @sa? Non-blocking, so a live
+ * listener with a full backlog (EAGAIN) counts as live instead of hanging
+ * start-up.
+ */
 static int socket_is_live(const struct sockaddr_un *sa)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int live;
 
 	if (fd < 0)
