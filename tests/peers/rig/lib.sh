@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash disable=SC2034 # sets variables for its callers
+#
+# Helpers shared by the real-peer rig scripts (sourced, never run). They
+# know where the rig keeps things and how to name a kernel and its
+# modules; they never download or install anything themselves.
+#
+# Layout (all outside the tracked tree; <repo>/build/ is git-ignored):
+#   $VUV_CACHE                 default <repo>/build/peers-cache
+#     kernel/<kver>/           an unpacked linux-image .deb + modules.dep
+#       .rig-complete          "package version", written last
+#     kernel/current           symlink to the kernel in use
+#     initrd/<name>.cpio.gz    initramfs images (rebuilt every run, ~0.2 s)
+#   $VUV_LOGS                  default <repo>/build/peers-logs
+#
+# Invariants: every function returns non-zero and says why on stderr
+# rather than exiting, except rig_die, so callers decide what a failure
+# means. Paths handed to the guest must not contain spaces or commas (the
+# kernel command line carries them as comma-separated words).
+
+rig_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+rig_repo=$(cd "$rig_dir/../../.." && pwd)
+: "${VUV_CACHE:=$rig_repo/build/peers-cache}"
+: "${VUV_LOGS:=$rig_repo/build/peers-logs}"
+
+rig_log() { printf 'rig: %s\n' "$*" >&2; }
+rig_die() {
+	printf 'rig: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# rig_now - seconds since the epoch with microseconds, without a fork.
+rig_now() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+
+# rig_elapsed START [END] - "12.3" seconds between two rig_now stamps.
+rig_elapsed() {
+	awk -v a="$1" -v b="${2:-$(rig_now)}" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# rig_kernel_vars TREE - set KV, VMLINUZ and VMLINUX (may not exist) for an
+# unpacked kernel tree. Return: 0, or 1 when TREE holds no single kernel.
+rig_kernel_vars() {
+	local tree=$1 mods
+	mods=("$tree"/lib/modules/*/modules.dep)
+	if [ ${#mods[@]} -ne 1 ] || [ ! -f "${mods[0]}" ]; then
+		rig_log "no kernel with modules.dep in $tree (run fetch-kernel.sh)"
+		return 1
+	fi
+	KV=$(basename "$(dirname "${mods[0]}")")
+	VMLINUZ=$tree/boot/vmlinuz-$KV
+	VMLINUX=$tree/boot/vmlinux-$KV
+	[ -f "$VMLINUZ" ] || { rig_log "missing $VMLINUZ"; return 1; }
+}
+
+# rig_mod_order TREE MODULE... - print, one per line and without repeats,
+# the .ko files that load MODULE... in dependency order (what modprobe
+# would insmod). Modules built into the kernel print nothing.
+# Return: 0, or 1 when a module is unknown to the tree.
+rig_mod_order() {
+	local tree=$1 m out
+	shift
+	for m in "$@"; do
+		if ! out=$(modprobe -d "$tree" -S "$KV" --show-depends "$m" 2>&1); then
+			rig_log "module $m: $out"
+			return 1
+		fi
+		printf '%s\n' "$out" | awk '$1 == "insmod" { print $2 }'
+	done | awk '!seen[$0]++'
+}
+
+# rig_mod_names FILE... - the comma list of module file names (no .ko) for
+# rig.mods=, in the given order.
+rig_mod_names() {
+	local f names=()
+	for f in "$@"; do
+		f=$(basename "$f")
+		names+=("${f%.ko}")
+	done
+	local IFS=,
+	printf '%s\n' "${names[*]}"
+}
+
+# rig_guest_word TEXT - check TEXT can travel as one comma-separated word on
+# the kernel command line. Return: 0, or 1 with a message.
+rig_guest_word() {
+	case $1 in
+	*[[:space:],\"]*)
+		rig_log "'$1' contains a space, comma or quote; the guest cannot be given it"
+		return 1
+		;;
+	esac
+}
+
+# rig_join_commas WORD... - WORD,WORD,... after checking each word.
+rig_join_commas() {
+	local w
+	for w in "$@"; do rig_guest_word "$w" || return 1; done
+	local IFS=,
+	printf '%s\n' "$*"
+}
+
+# QEMU arguments every rig guest uses: TCG, serial console on stdout (for
+# rig_boot), no monitor, no network, and exit instead of reboot. Add -m,
+# -smp, -kernel, -initrd, -append and devices.
+RIG_QEMU_BASE=(-accel tcg -display none -serial stdio -monitor none -no-reboot -nic none)
+# The host's root, read-only over 9p, for init.sh's rig.root9p=1.
+# shellcheck disable=SC2054 # one -virtfs value with commas
+RIG_QEMU_9P=(-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+
+# Module presets (modprobe names; make-initramfs.sh adds dependencies).
+# virtio_pci comes first: 9pnet_virtio and the vsock driver probe its devices.
+RIG_MODS_L1=virtio_pci,9pnet_virtio,9p,vhost_vsock
+RIG_MODS_L2=virtio_pci,vmw_vsock_virtio_transport
+
+# rig_boot LOG TIMEOUT QEMU_ARG... - run qemu-system-x86_64 under timeout
+# with the serial console on stdout, write it to LOG without \r, and stamp
+# the console protocol lines of init.sh as they arrive. Sets RIG_T_LAUNCH,
+# RIG_T_INIT (first "rig: init start"), RIG_T_RUN ("rig: run start"),
+# RIG_T_EXIT ("run exit="), RIG_T_END (QEMU gone; rig_now stamps, empty
+# when not seen) and RIG_QEMU_RC (124: timeout). QEMU's status is no
+# verdict (a guest panic exits 0 too): read LOG, e.g. with rig_verdict.
+# VUV_PEER_VERBOSE=1 echoes the console to stderr as it comes.
+rig_boot() {
+	local log=$1 limit=$2 line
+	shift 2
+	RIG_T_INIT='' RIG_T_RUN='' RIG_T_EXIT='' RIG_QEMU_RC=0
+	RIG_T_LAUNCH=$(rig_now)
+	: >"$log"
+	# lastpipe keeps the reader in this shell so its stamps survive; errexit
+	# would end the caller on a timeout before it could judge the run.
+	local had_lastpipe=0 had_errexit=0
+	shopt -q lastpipe && had_lastpipe=1
+	[[ $- != *e* ]] || had_errexit=1
+	shopt -s lastpipe
+	set +e
+	timeout -k 10 "$limit" qemu-system-x86_64 "$@" </dev/null 2>&1 |
+		while IFS= read -r line || [ -n "$line" ]; do
+			line=${line%$'\r'}
+			case $line in
+			"rig: init start"*) [ -n "$RIG_T_INIT" ] || RIG_T_INIT=$(rig_now) ;;
+			"rig: run start"*) RIG_T_RUN=$(rig_now) ;;
+			"run exit="*) RIG_T_EXIT=$(rig_now) ;;
+			esac
+			printf '%s\n' "$line" >>"$log"
+			[ "${VUV_PEER_VERBOSE:-0}" != 1 ] || printf '%s\n' "$line" >&2
+		done
+	RIG_QEMU_RC=${PIPESTATUS[0]}
+	[ "$had_lastpipe" = 1 ] || shopt -u lastpipe
+	[ "$had_errexit" = 0 ] || set -e
+	RIG_T_END=$(rig_now)
+	return 0
+}
+
+# rig_console LOG - the console without the files guest-run.sh dumped, so
+# a marker inside a dumped log never counts as the test's own.
+rig_console() {
+	awk '/^----- begin .* -----$/ { skip = 1; next }
+	     /^----- end .* -----$/ { skip = 0; next }
+	     !skip' "$1"
+}
+
+# rig_split_dumps LOG PREFIX - write each file guest-run.sh dumped into LOG
+# to PREFIX<path with / as _> (/tmp/daemon.log: PREFIXtmp_daemon.log), and
+# print the names written.
+rig_split_dumps() {
+	awk -v pre="$2" '
+		/^----- begin .* -----$/ {
+			f = $3; sub(/^\//, "", f); gsub(/\//, "_", f)
+			out = pre f; printf "" >out; print out; next }
+		/^----- end .* -----$/ { if (out != "") close(out); out = ""; next }
+		out != "" { print >out }' "$1"
+}
+
+# rig_verdict LOG LABEL - judge a run from the console protocol and the
+# test program's markers: "PASS: ..."/"FAIL: ..." lines and a final
+# "LABEL: N passed, M failed". Prints the markers, the summary and each
+# reason for failing. Return: 0 when the run passed, else 1. Failing:
+# no "run exit=" (guest died or timed out), a non-zero exit, any FAIL
+# line, no summary, M > 0, N = 0 (a run that tested nothing), or a guest
+# kernel panic/oops.
+rig_verdict() {
+	local log=$1 label=$2 console summary rc=0 n m npass nfail exit_line oops
+	console=$(rig_console "$log")
+	printf '%s\n' "$console" | grep -E '^(PASS|FAIL):' || true
+	npass=$(printf '%s\n' "$console" | grep -c '^PASS:' || true)
+	nfail=$(printf '%s\n' "$console" | grep -c '^FAIL:' || true)
+	summary=$(printf '%s\n' "$console" | grep -E "^$label: [0-9]+ passed, [0-9]+ failed\$" | tail -n 1)
+	exit_line=$(printf '%s\n' "$console" | grep -E '^run exit=[0-9]+$' | tail -n 1)
+	if [ -z "$summary" ]; then
+		echo "verdict: no '$label: N passed, M failed' line"
+		rc=1
+	else
+		echo "$summary"
+		n=${summary#*: }
+		n=${n%% passed*}
+		m=${summary##*, }
+		m=${m%% failed}
+		[ "$m" -eq 0 ] || { echo "verdict: $m checks failed"; rc=1; }
+		[ "$n" -gt 0 ] || { echo "verdict: nothing passed"; rc=1; }
+		[ "$n" -eq "$npass" ] && [ "$m" -eq "$nfail" ] ||
+			echo "note: summary says $n/$m, markers counted $npass/$nfail"
+	fi
+	[ "$nfail" -eq 0 ] || { echo "verdict: $nfail FAIL lines"; rc=1; }
+	# A kernel crash in the guest fails the run even if the test passed:
+	# it may be the vhost module reacting to what we fed it.
+	oops=$(printf '%s\n' "$console" |
+		grep -m 1 -E 'Kernel panic|Oops|BUG: (kernel|unable)|general protection fault' || true)
+	[ -z "$oops" ] || { echo "verdict: guest kernel: $oops"; rc=1; }
+	if [ -z "$exit_line" ]; then
+		echo "verdict: no 'run exit=' line: the guest died or was cut off"
+		rc=1
+	elif [ "$exit_line" != "run exit=0" ]; then
+		echo "verdict: in-guest $exit_line"
+		rc=1
+	fi
+	return "$rc"
+}
