@@ -1,0 +1,870 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One virtio-vsock connection: state machine, credit, host stream (see
+ * conn.h for the states and bounds).
+ *
+ * Invariants kept here:
+ * - Every way out of a bad situation goes through conn_reset(): it closes
+ *   the host stream, frees the buffers, and leaves at most an RST pending
+ *   (none if the guest never heard of the connection or sent the RST).
+ * - tx.len - tx.pre == rx_cnt - fwd_cnt (guest bytes we hold), and it never
+ *   exceeds buf_alloc; for SEQPACKET, tx holds seq_in.count complete
+ *   messages followed by seq_in.partial bytes of the next one.
+ * - Guest-triggered log lines are debug level: a guest must not be able to
+ *   flood the host's logs.
+ */
+#include "engine/user/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/user/hybrid_proto.h"
+#include "util/log.h"
+
+/* conn_emit_*(): the state changed (end of stream, reset, dropped message); look again. */
+#define CONN_RETRY 1
+
+const char *conn_state_name(enum conn_state s)
+{
+	switch (s) {
+	case CONN_LOCAL_INIT: return "LOCAL_INIT";
+	case CONN_PEER_INIT: return "PEER_INIT";
+	case CONN_ESTABLISHED: return "ESTABLISHED";
+	case CONN_CLOSING: return "CLOSING";
+	case CONN_CLOSED: return "CLOSED";
+	}
+	return "?";
+}
+
+/* ---- guest bytes waiting for the host ---------------------------------- */
+
+static uint32_t txbuf_max(const struct conn *c)
+{
+	return c->par->buf_alloc + CONN_PREAMBLE_MAX;
+}
+
+/* Make room for @n more bytes at the tail, growing on demand up to @max. */
+static int txbuf_reserve(struct conn_txbuf *b, uint32_t n, uint32_t max)
+{
+	uint32_t need;
+	uint64_t want;
+	uint8_t *p;
+
+	if (n > max - b->len)
+		return -ENOBUFS;
+	need = b->len + n;
+	if (need <= b->cap - b->off)
+		return 0;
+	if (b->off) {
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+	}
+	if (need <= b->cap)
+		return 0;
+	want = (uint64_t)b->cap * 2;
+	if (want < 4096)
+		want = 4096;
+	if (want < need)
+		want = need;
+	if (want > max)
+		want = max;
+	p = realloc(b->data, (size_t)want);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = (uint32_t)want;
+	return 0;
+}
+
+static int txbuf_append_iov(struct conn_txbuf *b, const struct iovec *iov, size_t niov,
+			    size_t skip, uint32_t n, uint32_t max)
+{
+	struct iovec part[PKT_MAX_IOV];
+	size_t np;
+	int rc;
+
+	if (n == 0)
+		return 0; /* data may still be NULL */
+	rc = txbuf_reserve(b, n, max);
+	if (rc < 0)
+		return rc;
+	if (pkt_iov_slice(iov, niov, skip, n, part, PKT_MAX_IOV, &np) != n)
+		return -EINVAL;
+	pkt_iov_to_buf(part, np, b->data + b->off + b->len, n);
+	b->len += n;
+	return 0;
+}
+
+static void txbuf_release_if_empty(struct conn_txbuf *b)
+{
+	if (b->len == 0) {
+		free(b->data);
+		*b = (struct conn_txbuf){ 0 };
+	}
+}
+
+/* @n bytes left the front of the buffer for the host. */
+static void tx_consumed(struct conn *c, uint32_t n)
+{
+	uint32_t pre = n < c->tx.pre ? n : c->tx.pre;
+
+	c->tx.pre -= pre;
+	credit_rx_forwarded(&c->cr, n - pre);
+	c->tx.off += n;
+	c->tx.len -= n;
+	txbuf_release_if_empty(&c->tx);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void release_host(struct conn *c)
+{
+	if (c->host.ops) {
+		c->host.ops->close(&c->host);
+		c->host.ops = NULL;
+	}
+	free(c->tx.data);
+	c->tx = (struct conn_txbuf){ 0 };
+	free(c->seq_out.data);
+	c->seq_out = (struct conn_seq_out){ 0 };
+	c->seq_in = (struct conn_seq_in){ 0 };
+	c->host_readable = false;
+	c->deadline_ms = 0;
+}
+
+/* The single reset path. @err says why (0: orderly end); returned as is. */
+static int conn_reset(struct conn *c, int err)
+{
+	if (err)
+		log_debug("vsock %u<->%u: reset in %s: %s", c->local_port, c->peer_port,
+			  conn_state_name(c->state), strerror(-err));
+	release_host(c);
+	c->state = CONN_CLOSED;
+	c->rxops = c->announced ? CONN_RXOP_RST : 0;
+	return err;
+}
+
+static void enter_closing(struct conn *c, uint64_t now_ms)
+{
+	c->state = CONN_CLOSING;
+	if (!c->deadline_ms)
+		c->deadline_ms = now_ms + c->par->close_timeout_ms;
+}
+
+static struct conn *conn_alloc(const struct conn_params *par, const struct stream *host,
+			       uint16_t type, uint32_t local_port, uint32_t peer_port)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		struct stream s = *host;
+
+		if (s.ops)
+			s.ops->close(&s);
+		return NULL;
+	}
+	c->par = par;
+	c->host = *host;
+	c->type = type;
+	c->local_port = local_port;
+	c->peer_port = peer_port;
+	credit_init(&c->cr, par->buf_alloc);
+	return c;
+}
+
+struct conn *conn_new_peer(const struct conn_params *par, const struct pkt_hdr *req,
+			   const struct stream *host)
+{
+	struct conn *c = conn_alloc(par, host, req->type, req->dst_port, req->src_port);
+
+	if (!c)
+		return NULL;
+	c->state = CONN_PEER_INIT;
+	c->rxops = CONN_RXOP_RESPONSE;
+	c->announced = true;
+	credit_peer_update(&c->cr, req->buf_alloc, req->fwd_cnt);
+	return c;
+}
+
+struct conn *conn_new_local(const struct conn_params *par, const struct stream *host,
+			    uint16_t type, uint32_t local_port, uint32_t peer_port,
+			    uint64_t now_ms)
+{
+	struct conn *c = conn_alloc(par, host, type, local_port, peer_port);
+
+	if (!c)
+		return NULL;
+	c->state = CONN_LOCAL_INIT;
+	c->rxops = CONN_RXOP_REQUEST;
+	c->deadline_ms = now_ms + par->connect_timeout_ms;
+	return c;
+}
+
+void conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	release_host(c);
+	free(c);
+}
+
+/* ---- pushing guest bytes to the host ------------------------------------ */
+
+static int flush_stream(struct conn *c)
+{
+	while (c->tx.len) {
+		struct iovec v = { c->tx.data + c->tx.off, c->tx.len };
+		ssize_t n = c->host.ops->writev(&c->host, &v, 1, 0);
+
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		if (n == 0 || (size_t)n > c->tx.len)
+			return -EIO;
+		tx_consumed(c, (uint32_t)n);
+	}
+	return 0;
+}
+
+static int flush_seq(struct conn *c)
+{
+	struct conn_seq_in *q = &c->seq_in;
+
+	while (q->count) {
+		uint32_t l = q->msg_len[q->head];
+		struct iovec v = { c->tx.data + c->tx.off, l };
+		ssize_t n = c->host.ops->writev(&c->host, &v, 1,
+						q->msg_eor[q->head] ? STREAM_F_EOR : 0);
+
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		if ((size_t)n != l)
+			return -EMSGSIZE; /* a message socket moves whole messages */
+		tx_consumed(c, l);
+		q->head = (q->head + 1) % CONN_SEQ_MAX_MSGS;
+		q->count--;
+	}
+	return 0;
+}
+
+static int flush_host(struct conn *c)
+{
+	if (!c->host.ops)
+		return 0;
+	return c->type == VSOCK_TYPE_SEQPACKET ? flush_seq(c) : flush_stream(c);
+}
+
+static bool tx_drained(const struct conn *c)
+{
+	return c->tx.len == 0;
+}
+
+/*
+ * After bytes moved or bits changed: the close steps that have become
+ * possible. The guest closing both ways waits for our RST (virtio spec,
+ * Socket Device, "Stream Sockets": clean disconnect); both directions
+ * ended by half-closes start our own close.
+ */
+static int conn_maybe_finish(struct conn *c, uint64_t now_ms)
+{
+	if (!tx_drained(c))
+		return 0;
+	if (c->peer_shut == VSOCK_SHUTDOWN_BOTH)
+		return conn_reset(c, 0);
+	if (c->state == CONN_ESTABLISHED && (c->peer_shut & VSOCK_SHUTDOWN_SEND) &&
+	    (c->local_shut & VSOCK_SHUTDOWN_SEND)) {
+		c->local_shut = VSOCK_SHUTDOWN_BOTH;
+		c->rxops |= CONN_RXOP_SHUTDOWN;
+		enter_closing(c, now_ms);
+	}
+	return 0;
+}
+
+static int conn_progress(struct conn *c, uint64_t now_ms)
+{
+	if (c->state == CONN_CLOSED)
+		return 0;
+	/* The guest's SEND shutdown reaches the host only after its last byte. */
+	if (tx_drained(c) && (c->peer_shut & VSOCK_SHUTDOWN_SEND) && !c->host_wr_shut) {
+		int rc = c->host.ops->shutdown_wr(&c->host);
+
+		c->host_wr_shut = true;
+		if (rc < 0)
+			return conn_reset(c, rc);
+	}
+	if (c->state == CONN_ESTABLISHED && !(c->peer_shut & VSOCK_SHUTDOWN_SEND) &&
+	    credit_update_due(&c->cr))
+		c->rxops |= CONN_RXOP_CREDIT_UPDATE;
+	return conn_maybe_finish(c, now_ms);
+}
+
+/* ---- guest → host: per-state handlers ----------------------------------- */
+
+static int rw_stream(struct conn *c, const struct iovec *payload, size_t n, uint32_t len)
+{
+	uint32_t done = 0;
+	int rc = flush_host(c);
+
+	if (rc < 0)
+		return rc;
+	/* Straight from guest memory when nothing is queued ahead (order). */
+	if (tx_drained(c) && len) {
+		ssize_t w = c->host.ops->writev(&c->host, payload, (int)n, 0);
+
+		if (w < 0 && w != -EAGAIN)
+			return (int)w;
+		if (w > (ssize_t)len)
+			return -EIO;
+		if (w > 0) {
+			done = (uint32_t)w;
+			credit_rx_forwarded(&c->cr, done);
+		}
+	}
+	return txbuf_append_iov(&c->tx, payload, n, done, len - done, txbuf_max(c));
+}
+
+/* A whole message, when no earlier one waits: its start (if any) is all of tx. */
+static int seq_send_direct(struct conn *c, const struct iovec *payload, size_t n,
+			   uint32_t len, bool eor)
+{
+	struct conn_seq_in *q = &c->seq_in;
+	struct iovec v[PKT_MAX_IOV + 1];
+	size_t nv = 0;
+	ssize_t w;
+
+	if (q->partial)
+		v[nv++] = (struct iovec){ c->tx.data + c->tx.off, q->partial };
+	memcpy(v + nv, payload, n * sizeof(*payload));
+	nv += n;
+	w = c->host.ops->writev(&c->host, v, (int)nv, eor ? STREAM_F_EOR : 0);
+	if (w < 0)
+		return (int)w;
+	if ((size_t)w != (size_t)q->partial + len)
+		return -EMSGSIZE;
+	if (q->partial)
+		tx_consumed(c, q->partial);
+	credit_rx_forwarded(&c->cr, len);
+	q->partial = 0;
+	return 0;
+}
+
+static int rw_seq(struct conn *c, const struct pkt_hdr *h, const struct iovec *payload,
+		  size_t n)
+{
+	struct conn_seq_in *q = &c->seq_in;
+	bool eor = h->flags & VSOCK_SEQ_EOR;
+	uint32_t total = q->partial + h->len;
+	int rc;
+
+	if (!(h->flags & VSOCK_SEQ_EOM)) {
+		rc = txbuf_append_iov(&c->tx, payload, n, 0, h->len, txbuf_max(c));
+		if (rc == 0)
+			q->partial += h->len;
+		return rc;
+	}
+	/* An empty message would read as end of stream on an AF_UNIX host. */
+	if (total == 0)
+		return 0;
+	if (q->count == 0) {
+		rc = seq_send_direct(c, payload, n, h->len, eor);
+		if (rc != -EAGAIN)
+			return rc;
+	}
+	if (q->count == CONN_SEQ_MAX_MSGS)
+		return -ENOBUFS;
+	rc = txbuf_append_iov(&c->tx, payload, n, 0, h->len, txbuf_max(c));
+	if (rc < 0)
+		return rc;
+	q->msg_len[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = total;
+	q->msg_eor[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = eor;
+	q->count++;
+	q->partial = 0;
+	return 0;
+}
+
+static int conn_recv_rw(struct conn *c, const struct pkt_hdr *h, const struct iovec *payload,
+			size_t n, uint64_t now_ms)
+{
+	int rc;
+
+	/* The guest promised to send no more (SHUTDOWN SEND is permanent). */
+	if (c->peer_shut & VSOCK_SHUTDOWN_SEND)
+		return conn_reset(c, -EPROTO);
+	/* Overrunning our advertised credit: RST, as Linux does. */
+	if (!credit_rx_fits(&c->cr, h->len))
+		return conn_reset(c, -ENOBUFS);
+	credit_rx_accept(&c->cr, h->len);
+	if (c->type == VSOCK_TYPE_SEQPACKET)
+		rc = rw_seq(c, h, payload, n);
+	else
+		rc = rw_stream(c, payload, n, h->len);
+	if (rc < 0)
+		return conn_reset(c, rc);
+	return conn_progress(c, now_ms);
+}
+
+/* The unfinished message of a guest that stopped sending can never complete. */
+static void drop_partial(struct conn *c)
+{
+	struct conn_seq_in *q = &c->seq_in;
+
+	if (c->type != VSOCK_TYPE_SEQPACKET || !q->partial)
+		return;
+	c->tx.len -= q->partial;
+	credit_rx_forwarded(&c->cr, q->partial);
+	q->partial = 0;
+	txbuf_release_if_empty(&c->tx);
+}
+
+static int conn_recv_shutdown(struct conn *c, const struct pkt_hdr *h, uint64_t now_ms)
+{
+	c->peer_shut |= (uint8_t)(h->flags & VSOCK_SHUTDOWN_BOTH);
+	if (c->peer_shut & VSOCK_SHUTDOWN_SEND)
+		drop_partial(c);
+	if (c->peer_shut == VSOCK_SHUTDOWN_BOTH && c->state != CONN_CLOSING)
+		enter_closing(c, now_ms);
+	return conn_progress(c, now_ms);
+}
+
+static int conn_send_ok(struct conn *c, uint64_t now_ms)
+{
+	char line[CONN_PREAMBLE_MAX];
+	int n = hybrid_format_ok(c->local_port, line, sizeof(line));
+	int rc;
+
+	if (n < 0)
+		return conn_reset(c, n);
+	rc = txbuf_reserve(&c->tx, (uint32_t)n, txbuf_max(c));
+	if (rc < 0)
+		return conn_reset(c, rc);
+	memcpy(c->tx.data + c->tx.off + c->tx.len, line, (size_t)n);
+	c->tx.len += (uint32_t)n;
+	c->tx.pre += (uint32_t)n;
+	rc = flush_host(c);
+	if (rc < 0)
+		return conn_reset(c, rc);
+	return conn_progress(c, now_ms);
+}
+
+static int conn_recv_local_init(struct conn *c, const struct pkt_hdr *h, uint64_t now_ms)
+{
+	switch (h->op) {
+	case VSOCK_OP_RESPONSE:
+		/* A RESPONSE to a REQUEST we have not sent is a guess. */
+		if (!c->announced)
+			return conn_reset(c, -EPROTO);
+		c->state = CONN_ESTABLISHED;
+		c->deadline_ms = 0;
+		return conn_send_ok(c, now_ms);
+	default:
+		return conn_reset(c, -EPROTO);
+	}
+}
+
+static int conn_recv_peer_init(struct conn *c, const struct pkt_hdr *h)
+{
+	switch (h->op) {
+	case VSOCK_OP_CREDIT_UPDATE:
+	case VSOCK_OP_CREDIT_REQUEST: /* the pending RESPONSE carries our credit */
+		return 0;
+	default:
+		return conn_reset(c, -EPROTO);
+	}
+}
+
+static int conn_recv_established(struct conn *c, const struct pkt_hdr *h,
+				 const struct iovec *payload, size_t n, uint64_t now_ms)
+{
+	switch (h->op) {
+	case VSOCK_OP_RW:
+		return conn_recv_rw(c, h, payload, n, now_ms);
+	case VSOCK_OP_CREDIT_UPDATE:
+		return 0;
+	case VSOCK_OP_CREDIT_REQUEST:
+		c->rxops |= CONN_RXOP_CREDIT_UPDATE;
+		return 0;
+	case VSOCK_OP_SHUTDOWN:
+		return conn_recv_shutdown(c, h, now_ms);
+	default:
+		return conn_reset(c, -EPROTO);
+	}
+}
+
+static int conn_recv_closing(struct conn *c, const struct pkt_hdr *h, uint64_t now_ms)
+{
+	switch (h->op) {
+	case VSOCK_OP_SHUTDOWN:
+		return conn_recv_shutdown(c, h, now_ms);
+	case VSOCK_OP_CREDIT_UPDATE:
+	case VSOCK_OP_CREDIT_REQUEST:
+		return 0; /* no more data flows; nothing to answer */
+	default:
+		/* RW included: one side has said it will not receive or send. */
+		return conn_reset(c, -EPROTO);
+	}
+}
+
+int conn_recv(struct conn *c, const struct pkt_hdr *h, const struct iovec *payload,
+	      size_t npayload, uint64_t now_ms)
+{
+	if (c->state == CONN_CLOSED)
+		return 0; /* an RST is on its way; nothing else matters */
+	if (h->op == VSOCK_OP_RST) {
+		conn_reset(c, 0);
+		c->rxops = 0; /* never answer an RST */
+		return 0;
+	}
+	if (!credit_peer_update(&c->cr, h->buf_alloc, h->fwd_cnt))
+		log_debug("vsock %u<->%u: ignoring fwd_cnt %u (sent %u, acked %u)", c->local_port,
+			  c->peer_port, h->fwd_cnt, c->cr.tx_cnt, c->cr.peer_fwd_cnt);
+	switch (c->state) {
+	case CONN_LOCAL_INIT:
+		return conn_recv_local_init(c, h, now_ms);
+	case CONN_PEER_INIT:
+		return conn_recv_peer_init(c, h);
+	case CONN_ESTABLISHED:
+		return conn_recv_established(c, h, payload, npayload, now_ms);
+	case CONN_CLOSING:
+		return conn_recv_closing(c, h, now_ms);
+	case CONN_CLOSED:
+		break;
+	}
+	return 0;
+}
+
+/* ---- host → guest -------------------------------------------------------- */
+
+/* One guest rx buffer being filled: the header goes first, payload after. */
+struct rx_slot {
+	const struct iovec *rx;
+	size_t nrx;
+	struct pkt_hdr *out;
+	size_t *len;
+	struct iovec dst[PKT_MAX_IOV]; /* the payload area ... */
+	size_t nd;
+	uint32_t room;                 /* ... and its size */
+};
+
+static void conn_hdr(struct conn *c, struct pkt_hdr *h, uint16_t op, uint32_t flags,
+		     uint32_t len)
+{
+	*h = (struct pkt_hdr){
+		.src_cid = VSOCK_CID_HOST,
+		.dst_cid = c->par->guest_cid,
+		.src_port = c->local_port,
+		.dst_port = c->peer_port,
+		.len = len,
+		.type = c->type,
+		.op = op,
+		.flags = flags,
+		.buf_alloc = c->cr.buf_alloc,
+		.fwd_cnt = credit_advertise(&c->cr),
+	};
+}
+
+static void conn_emit(struct conn *c, struct rx_slot *s, uint16_t op, uint32_t flags,
+		      uint32_t n)
+{
+	conn_hdr(c, s->out, op, flags, n);
+	pkt_hdr_to_iov(s->out, s->rx, s->nrx);
+	*s->len = VSOCK_HDR_LEN + (size_t)n;
+}
+
+static int conn_emit_ctrl(struct conn *c, struct rx_slot *s)
+{
+	static const struct {
+		uint32_t bit;
+		uint16_t op;
+	} order[] = {
+		{ CONN_RXOP_RST, VSOCK_OP_RST },
+		{ CONN_RXOP_RESPONSE, VSOCK_OP_RESPONSE },
+		{ CONN_RXOP_REQUEST, VSOCK_OP_REQUEST },
+		{ CONN_RXOP_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
+		{ CONN_RXOP_SHUTDOWN, VSOCK_OP_SHUTDOWN },
+	};
+	size_t i = 0, n = sizeof(order) / sizeof(order[0]);
+
+	while (i < n && !(c->rxops & order[i].bit))
+		i++;
+	if (i == n) { /* no bit we know: nothing to send */
+		c->rxops = 0;
+		return -EAGAIN;
+	}
+	conn_emit(c, s, order[i].op, order[i].op == VSOCK_OP_SHUTDOWN ? c->local_shut : 0, 0);
+	c->rxops &= ~order[i].bit;
+	/* Every header carries buf_alloc/fwd_cnt: no separate update needed. */
+	c->rxops &= ~CONN_RXOP_CREDIT_UPDATE;
+	if (order[i].op == VSOCK_OP_RESPONSE)
+		c->state = CONN_ESTABLISHED;
+	if (order[i].op == VSOCK_OP_REQUEST)
+		c->announced = true;
+	return 0;
+}
+
+/*
+ * The payload area: after the header, at most the guest's credit and
+ * 64 KiB, and what PKT_MAX_IOV entries cover. Return: its size; 0 when not
+ * a byte fits (a bare 44-byte buffer, or a chain of empty segments).
+ */
+static uint32_t rx_slot_area(const struct conn *c, struct rx_slot *s, size_t cap)
+{
+	size_t room = cap - VSOCK_HDR_LEN;
+	uint32_t credit = credit_peer_free(&c->cr);
+
+	if (room > credit)
+		room = credit;
+	if (room > VSOCK_MAX_PKT_LEN)
+		room = VSOCK_MAX_PKT_LEN;
+	s->room = (uint32_t)pkt_iov_slice(s->rx, s->nrx, VSOCK_HDR_LEN, room, s->dst,
+					  PKT_MAX_IOV, &s->nd);
+	return s->room;
+}
+
+static void conn_emit_rw(struct conn *c, struct rx_slot *s, uint32_t n, uint32_t flags)
+{
+	credit_tx_sent(&c->cr, n);
+	conn_emit(c, s, VSOCK_OP_RW, flags, n);
+}
+
+/* The host will send no more: tell the guest (SEND only: half-close). */
+static int conn_host_eof(struct conn *c, uint64_t now_ms)
+{
+	c->host_readable = false;
+	c->local_shut |= VSOCK_SHUTDOWN_SEND;
+	c->rxops |= CONN_RXOP_SHUTDOWN;
+	conn_maybe_finish(c, now_ms);
+	return CONN_RETRY;
+}
+
+static int conn_emit_stream(struct conn *c, struct rx_slot *s, uint64_t now_ms)
+{
+	unsigned int fl = 0;
+	ssize_t n = c->host.ops->readv(&c->host, s->dst, (int)s->nd, &fl);
+
+	if (n == -EAGAIN) {
+		c->host_readable = false;
+		return -EAGAIN;
+	}
+	if (n < 0 || n > (ssize_t)s->room) {
+		conn_reset(c, n < 0 ? (int)n : -EIO);
+		return CONN_RETRY;
+	}
+	if (n == 0)
+		return conn_host_eof(c, now_ms);
+	conn_emit_rw(c, s, (uint32_t)n, 0);
+	return 0;
+}
+
+static uint32_t seq_flags(bool last, bool eor)
+{
+	if (!last)
+		return 0;
+	return VSOCK_SEQ_EOM | (eor ? VSOCK_SEQ_EOR : 0);
+}
+
+static int conn_emit_fragment(struct conn *c, struct rx_slot *s)
+{
+	struct conn_seq_out *m = &c->seq_out;
+	uint32_t n = m->len - m->off;
+	bool eor = m->eor, last;
+
+	if (n > s->room)
+		n = s->room;
+	pkt_buf_to_iov(s->dst, s->nd, m->data + m->off, n);
+	m->off += n;
+	last = m->off == m->len;
+	if (last) {
+		free(m->data);
+		*m = (struct conn_seq_out){ 0 };
+	}
+	conn_emit_rw(c, s, n, seq_flags(last, eor));
+	return 0;
+}
+
+/* Larger than both sides' buffers: it cannot be delivered whole; drop it. */
+static int conn_discard_msg(struct conn *c, ssize_t l)
+{
+	uint8_t byte;
+	struct iovec v = { &byte, 1 };
+	unsigned int fl;
+	ssize_t n = c->host.ops->readv(&c->host, &v, 1, &fl);
+
+	log_debug("vsock %u<->%u: dropped a %zd-byte host message (limit %u)", c->local_port,
+		  c->peer_port, l, c->par->buf_alloc);
+	if (n < 0 && n != -EAGAIN)
+		conn_reset(c, (int)n);
+	return CONN_RETRY;
+}
+
+/* Read the next host message of @l bytes: into the guest buffer if it fits. */
+static int conn_read_msg(struct conn *c, struct rx_slot *s, uint32_t l)
+{
+	struct iovec whole;
+	const struct iovec *dst = s->dst;
+	size_t nd = s->nd;
+	unsigned int fl = 0;
+	ssize_t n;
+
+	if (l > s->room) { /* to be split: keep a private copy */
+		c->seq_out.data = malloc(l);
+		if (!c->seq_out.data) {
+			conn_reset(c, -ENOMEM);
+			return CONN_RETRY;
+		}
+		whole = (struct iovec){ c->seq_out.data, l };
+		dst = &whole;
+		nd = 1;
+	}
+	n = c->host.ops->readv(&c->host, dst, (int)nd, &fl);
+	if (n != (ssize_t)l || (fl & STREAM_F_TRUNC)) {
+		conn_reset(c, n < 0 ? (int)n : -EIO);
+		return CONN_RETRY;
+	}
+	if (!c->seq_out.data) {
+		conn_emit_rw(c, s, l, seq_flags(true, fl & STREAM_F_EOR));
+		return 0;
+	}
+	c->seq_out.len = l;
+	c->seq_out.eor = fl & STREAM_F_EOR;
+	return conn_emit_fragment(c, s);
+}
+
+static int conn_emit_seq(struct conn *c, struct rx_slot *s, uint64_t now_ms)
+{
+	uint32_t limit = c->cr.peer_buf_alloc < c->par->buf_alloc ? c->cr.peer_buf_alloc
+								  : c->par->buf_alloc;
+	ssize_t l;
+
+	if (c->seq_out.data)
+		return conn_emit_fragment(c, s);
+	l = c->host.ops->peek_len(&c->host);
+	if (l == -EAGAIN) {
+		c->host_readable = false;
+		return -EAGAIN;
+	}
+	if (l == -EPIPE)
+		return conn_host_eof(c, now_ms);
+	if (l < 0) {
+		conn_reset(c, (int)l);
+		return CONN_RETRY;
+	}
+	if ((uint64_t)l > limit)
+		return conn_discard_msg(c, l);
+	return conn_read_msg(c, s, (uint32_t)l);
+}
+
+int conn_fill_rx(struct conn *c, const struct iovec *rx, size_t nrx, struct pkt_hdr *out,
+		 size_t *len, uint64_t now_ms)
+{
+	struct rx_slot s = { .rx = rx, .nrx = nrx, .out = out, .len = len };
+	size_t cap = pkt_iov_len(rx, nrx);
+
+	if (cap < VSOCK_HDR_LEN)
+		return -ENOBUFS;
+	/* A round may end the stream or reset, which leaves a control packet. */
+	for (int round = 0; round < 3; round++) {
+		int rc;
+
+		if (c->rxops)
+			return conn_emit_ctrl(c, &s);
+		if (!conn_may_read_host(c))
+			return -EAGAIN;
+		if (!rx_slot_area(c, &s, cap))
+			return -ENOBUFS; /* no byte of data fits */
+		if (c->type == VSOCK_TYPE_SEQPACKET)
+			rc = conn_emit_seq(c, &s, now_ms);
+		else
+			rc = conn_emit_stream(c, &s, now_ms);
+		if (rc != CONN_RETRY)
+			return rc;
+	}
+	return -EAGAIN;
+}
+
+/* ---- events from the caller ---------------------------------------------- */
+
+int conn_flush(struct conn *c, uint64_t now_ms)
+{
+	int rc;
+
+	if (c->state == CONN_CLOSED)
+		return 0;
+	rc = flush_host(c);
+	if (rc < 0)
+		return conn_reset(c, rc);
+	return conn_progress(c, now_ms);
+}
+
+void conn_host_readable(struct conn *c)
+{
+	if (c->host.ops)
+		c->host_readable = true;
+}
+
+void conn_close(struct conn *c, uint64_t now_ms)
+{
+	if (c->state == CONN_ESTABLISHED) {
+		c->local_shut = VSOCK_SHUTDOWN_BOTH;
+		c->rxops |= CONN_RXOP_SHUTDOWN;
+		enter_closing(c, now_ms);
+		return;
+	}
+	if (c->state != CONN_CLOSED)
+		conn_reset(c, -ECONNABORTED);
+}
+
+void conn_abort(struct conn *c)
+{
+	if (c->state != CONN_CLOSED)
+		conn_reset(c, -EPROTO);
+}
+
+bool conn_timeout(struct conn *c, uint64_t now_ms)
+{
+	if (!c->deadline_ms || now_ms < c->deadline_ms)
+		return false;
+	conn_reset(c, -ETIMEDOUT);
+	return true;
+}
+
+uint64_t conn_deadline(const struct conn *c)
+{
+	return c->deadline_ms;
+}
+
+bool conn_may_read_host(const struct conn *c)
+{
+	return c->state == CONN_ESTABLISHED && c->host.ops &&
+	       !(c->local_shut & VSOCK_SHUTDOWN_SEND) && !(c->peer_shut & VSOCK_SHUTDOWN_RCV) &&
+	       credit_peer_free(&c->cr) > 0;
+}
+
+bool conn_wants_host_read(const struct conn *c)
+{
+	return conn_may_read_host(c) && !c->host_readable && !c->seq_out.data;
+}
+
+bool conn_wants_host_write(const struct conn *c)
+{
+	if (!c->host.ops)
+		return false;
+	if (c->type == VSOCK_TYPE_SEQPACKET)
+		return c->seq_in.count > 0;
+	return c->tx.len > 0;
+}
+
+bool conn_wants_rx(const struct conn *c)
+{
+	if (c->rxops)
+		return true;
+	return (c->host_readable || c->seq_out.data) && conn_may_read_host(c);
+}
+
+bool conn_is_done(const struct conn *c)
+{
+	return c->state == CONN_CLOSED && !c->rxops;
+}
