@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh --build  only what building the daemon needs
 set -euo pipefail
 
-build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev)
+build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsystemd-dev)
 test_pkgs=(clang lld libclang-rt-14-dev libcmocka-dev qemu-system-x86 busybox-static cpio kmod
 	valgrind python3 xz-utils)
 

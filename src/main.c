@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "daemon/server.h"
+#include "daemon/systemd.h"
 #include "engine/kernel/kernel.h"
 #include "loop/loop.h"
 #include "util/log.h"
@@ -62,6 +63,7 @@ static int run_kernel_engine(const struct config *cfg)
 	struct server srv;
 	struct loop loop;
 	struct loop_watch sig_w = { .fd = -1 };
+	struct server_socket sock;
 	struct server_engine eng = {
 		.ops = &kern_dev_ops, .priv = &k, .attach = kern_attach, .detach = kern_detach,
 	};
@@ -69,6 +71,8 @@ static int run_kernel_engine(const struct config *cfg)
 
 	const struct vm_config *vm = &cfg->vms[0];
 
+	if (systemd_pick_socket(cfg, 0, &sock) < 0)
+		return EXIT_FAILURE;
 	kern_engine_init(&k, &kern_vhost_sys, cfg->vhost_path, vm->cid);
 	if (kern_engine_probe(&k) < 0)
 		return EXIT_FAILURE;
@@ -82,9 +86,10 @@ static int run_kernel_engine(const struct config *cfg)
 		log_err("cannot watch signals: %s", strerror(-rc));
 		goto out_loop;
 	}
-	rc = server_start(&srv, &loop, "vsock", vm->socket_path, &eng);
+	rc = server_start_on(&srv, &loop, "vsock", &sock, &eng);
 	if (rc < 0)
 		goto out_signals;
+	systemd_notify_ready();
 	log_info("kernel engine: guest CID %llu, vhost device %s", (unsigned long long)vm->cid,
 		 cfg->vhost_path);
 	rc = loop_run(&loop);

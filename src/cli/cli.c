@@ -2,15 +2,24 @@
 /*
  * Command-line parsing: getopt, then the rules that combine options. Every
  * refusal names the option and the reason and maps to exit status 2;
- * nothing here opens a socket or a device.
+ * nothing here opens a socket or a device (an --fd is only inspected).
+ *
+ * --print-capabilities is honoured before anything else is parsed: QEMU's
+ * conventions say that other options are then ignored, so a management
+ * tool can probe the binary without knowing which options it needs.
  */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "daemon/systemd.h"
 #include "version.h"
 
 enum {
@@ -28,10 +37,18 @@ enum {
 	OPT_VM,
 	OPT_CONFIG,
 	OPT_LOG_LEVEL,
+	OPT_FD,
+	OPT_PRINT_CAPS,
 };
+
+#define PRINT_CAPS_OPTION "--print-capabilities"
+
 
 static const struct option long_options[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "socket-path", required_argument, NULL, OPT_SOCKET },
+	{ "fd", required_argument, NULL, OPT_FD },
+	{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
 	{ "vfio", required_argument, NULL, OPT_VFIO },
 	{ "cid", required_argument, NULL, OPT_CID },
 	{ "guest-cid", required_argument, NULL, OPT_CID },
@@ -62,10 +79,13 @@ void cli_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage:\n"
-		"  vhost-user-vsock (--socket PATH | --vfio PCI-NAME) --cid N [--vhost-socket PATH]\n"
-		"  vhost-user-vsock --socket PATH --uds-path PATH [--guest-cid N] [userspace options]\n"
+		"  vhost-user-vsock (--socket-path PATH | --fd N | --vfio PCI-NAME) --cid N\n"
+		"                   [--vhost-socket PATH]\n"
+		"  vhost-user-vsock (--socket-path PATH | --fd N) --uds-path PATH [--guest-cid N]\n"
+		"                   [userspace options]\n"
 		"  vhost-user-vsock --vm socket=PATH,uds-path=PATH[,guest-cid=N,...] [--vm ...]\n"
 		"  vhost-user-vsock --config FILE.yaml\n"
+		"  vhost-user-vsock --print-capabilities\n"
 		"\n"
 		"A vhost-user virtio-vsock device back end. A VMM (QEMU, crosvm, ...) connects\n"
 		"to the socket. Kernel engine (default): the guest's rings are handed to the\n"
@@ -74,7 +94,12 @@ void cli_usage(FILE *out)
 		"maps guest connections to host Unix sockets (hybrid vsock).\n"
 		"\n"
 		"Options:\n"
-		"  -s, --socket PATH          listen for the VMM on the Unix socket PATH\n"
+		"  -s, --socket-path, --socket PATH\n"
+		"                             listen for the VMM on the Unix socket PATH\n"
+		"      --fd N                 serve the inherited Unix socket N (>= 3): a\n"
+		"                             listening socket, or one connected VMM (the\n"
+		"                             daemon exits when it leaves)\n"
+		"      --print-capabilities   print the back end's capabilities as JSON, exit\n"
 		"      --vfio PCI-NAME        virtio-vhost-user PCI transport (not available yet)\n"
 		"      --cid, --guest-cid N   the guest's context id, 3 <= N < 4294967295\n"
 		"                             (required for the kernel engine; default 3 otherwise)\n"
@@ -94,8 +119,83 @@ void cli_usage(FILE *out)
 		"  -h, --help                 print this help and exit\n"
 		"  -V, --version              print the version and exit\n"
 		"\n"
+		"Started by a systemd socket unit (LISTEN_FDS), a single device takes its\n"
+		"socket from systemd and needs neither --socket-path nor --fd.\n"
+		"\n"
 		"Exit status: 0 clean exit, 1 runtime failure, 2 usage error.\n",
 		CLI_DEFAULT_TX_BUFFER_SIZE, CLI_DEFAULT_QUEUE_SIZE);
+}
+
+void cli_print_capabilities(FILE *out)
+{
+	/* QEMU's vhost-user.json defines no vsock-specific features */
+	fprintf(out, "{\n  \"type\": \"vsock\",\n  \"features\": []\n}\n");
+}
+
+int cli_check_socket_fd(int fd, bool *listening)
+{
+	int domain, type, acc;
+	socklen_t len = sizeof(int);
+
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+		return errno == ENOTSOCK ? -ENOTSOCK : -errno;
+	if (domain != AF_UNIX)
+		return -EAFNOSUPPORT;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	if (type != SOCK_STREAM)
+		return -EPROTOTYPE;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+		return -errno;
+	*listening = acc != 0;
+	return 0;
+}
+
+const char *cli_socket_fd_error(int err)
+{
+	switch (err) {
+	case -EBADF:
+		return "is not open in this process (was it inherited across exec?)";
+	case -ENOTSOCK:
+		return "is not a socket";
+	case -EAFNOSUPPORT:
+		return "is not a Unix-domain socket";
+	case -EPROTOTYPE:
+		return "is not a stream (SOCK_STREAM) socket";
+	default:
+		return "cannot be inspected";
+	}
+}
+
+static int parse_fd(const char *arg, struct config *cfg)
+{
+	uint32_t n;
+	int rc;
+
+	if (cfg->fd >= 0) {
+		cli_error("--fd: give it once");
+		return -EINVAL;
+	}
+	if (cli_parse_u32(arg, 0, INT_MAX, &n) < 0) {
+		cli_error("--fd: '%s' is not a file descriptor number", arg);
+		return -EINVAL;
+	}
+	if (n <= STDERR_FILENO) {
+		cli_error("--fd %u: 0, 1 and 2 are stdin, stdout and stderr; the socket must be "
+			  "3 or above", n);
+		return -EINVAL;
+	}
+	rc = cli_check_socket_fd((int)n, &cfg->fd_listening);
+	if (rc < 0) {
+		cli_error("--fd %u: the descriptor %s", n, cli_socket_fd_error(rc));
+		return rc;
+	}
+	cfg->fd = (int)n;
+	return 0;
 }
 
 static int add_vm_spec(struct config *cfg, const char *spec)
@@ -159,6 +259,11 @@ static int parse_one(int opt, const char *arg, struct single *s, struct config *
 	switch (opt) {
 	case OPT_VFIO:
 		return set_string(&cfg->vfio, "--vfio", arg) < 0 ? CLI_USAGE : CLI_RUN;
+	case OPT_FD:
+		return parse_fd(arg, cfg) < 0 ? CLI_USAGE : CLI_RUN;
+	case OPT_PRINT_CAPS:
+		cli_print_capabilities(stdout);
+		return CLI_EXIT_OK;
 	case OPT_VM:
 		s->vms_given = 1;
 		return add_vm_spec(cfg, arg) < 0 ? CLI_USAGE : CLI_RUN;
@@ -206,16 +311,37 @@ static int check_kernel(struct single *s, struct config *cfg)
 	return 0;
 }
 
+/* Where the single device's front end comes from: exactly one source. */
+static int check_source(struct single *s, struct config *cfg)
+{
+	int given = (s->socket != 0) + (cfg->fd >= 0) + (cfg->vfio != NULL);
+
+	if (given > 1) {
+		cli_error("--socket-path, --fd and --vfio exclude each other: give one");
+		return -EINVAL;
+	}
+	/* an explicit --fd wins: it may well be the activated socket itself */
+	if (cfg->fd < 0 && systemd_activation_pending()) {
+		if (given) {
+			cli_error("started by socket activation (LISTEN_FDS): the socket comes from "
+				  "systemd, drop --%s", s->socket ? "socket-path" : "vfio");
+			return -EINVAL;
+		}
+		cfg->activated = true;
+		return 0;
+	}
+	if (!given) {
+		cli_error("give one of --socket-path PATH, --fd N or --vfio PCI-NAME (or --vm / "
+			  "--config), or start from a systemd socket unit");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_single(struct single *s, struct config *cfg)
 {
-	if (s->socket && cfg->vfio) {
-		cli_error("--socket and --vfio exclude each other: give one");
+	if (check_source(s, cfg) < 0)
 		return -EINVAL;
-	}
-	if (!s->socket && !cfg->vfio) {
-		cli_error("give one of --socket PATH or --vfio PCI-NAME (or --vm / --config)");
-		return -EINVAL;
-	}
 	if (!s->uds)
 		return check_kernel(s, cfg);
 	if (s->vhost) {
@@ -231,6 +357,17 @@ static int check_multi(struct single *s, struct config *cfg)
 {
 	if (s->vms_given && s->config_path) {
 		cli_error("--vm and --config exclude each other");
+		return -EINVAL;
+	}
+	if (cfg->fd >= 0) {
+		cli_error("--fd serves a single device; with %s every device names its own "
+			  "socket (socket=PATH)", s->vms_given ? "--vm" : "--config");
+		return -EINVAL;
+	}
+	if (systemd_activation_pending()) {
+		cli_error("socket activation (LISTEN_FDS) serves a single device; %s devices "
+			  "listen on their own socket paths: start them without a socket unit",
+			  s->vms_given ? "--vm" : "--config");
 		return -EINVAL;
 	}
 	if (s->socket || s->cid || s->vhost || s->uds || s->tx_buf || s->queue || s->groups ||
@@ -320,6 +457,15 @@ void cli_config_free(struct config *cfg)
 	cfg->vhost_path = NULL;
 }
 
+static bool wants_capabilities(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], PRINT_CAPS_OPTION) == 0)
+			return true;
+	}
+	return false;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg)
 {
 	struct single s;
@@ -329,6 +475,11 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg)
 	memset(&s, 0, sizeof(s));
 	cli_vm_defaults(&s.vm);
 	cfg->log_level = LOG_LVL_INFO;
+	cfg->fd = -1;
+	if (wants_capabilities(argc, argv)) {
+		cli_print_capabilities(stdout);
+		return CLI_EXIT_OK;
+	}
 	optind = 1;
 	opterr = 1;
 	while (rc == CLI_RUN && (opt = getopt_long(argc, argv, "s:hVv", long_options, NULL)) != -1)

@@ -8,10 +8,17 @@
  * the userspace engine (hybrid vsock over host Unix sockets); otherwise the
  * kernel engine (/dev/vhost-vsock). The userspace options and file format
  * follow rust-vmm's vhost-device-vsock so that switching is a drop-in change.
+ *
+ * QEMU's back-end program conventions are followed too: --socket-path (an
+ * alias of --socket), --fd N (an inherited socket, listening or connected)
+ * and --print-capabilities. A single device may instead get its socket
+ * from systemd socket activation (LISTEN_FDS); --fd and activation never
+ * combine with --vm/--config, where every device names its own socket.
  */
 #ifndef CLI_CLI_H
 #define CLI_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,13 +51,16 @@ struct config {
 	char *vfio;              /* --vfio: PCI name of a virtio-vhost-user device */
 	char *vhost_path;        /* --vhost-socket (kernel engine) */
 	enum log_level log_level;
+	int fd;                  /* --fd: an inherited socket for device 0, or -1 */
+	bool fd_listening;       /* that socket listens (else: one connected front end) */
+	bool activated;          /* device 0's socket comes from systemd (LISTEN_FDS) */
 	unsigned int nvms;
 	struct vm_config vms[CLI_MAX_VMS];
 };
 
 enum cli_result {
 	CLI_RUN = 0,    /* options are valid: run the daemon */
-	CLI_EXIT_OK,    /* --help or --version was printed: exit 0 */
+	CLI_EXIT_OK,    /* --help, --version or --print-capabilities printed: exit 0 */
 	CLI_USAGE,      /* bad options, error printed: exit 2 */
 };
 
@@ -90,6 +100,27 @@ int cli_parse_vm_spec(struct vm_config *vm, const char *spec);
  * Return: 0, or -EINVAL/-errno with the error printed.
  */
 int cli_load_config_file(struct config *cfg, const char *path);
+
+/**
+ * cli_check_socket_fd() - whether @fd is an open Unix stream socket, and
+ * whether it listens (SO_ACCEPTCONN) or is connected. Opens nothing.
+ * Return: 0 with @listening set; -EBADF (not open), -ENOTSOCK,
+ * -EAFNOSUPPORT (not AF_UNIX) or -EPROTOTYPE (not SOCK_STREAM).
+ */
+int cli_check_socket_fd(int fd, bool *listening);
+
+/**
+ * cli_socket_fd_error() - why cli_check_socket_fd() refused, as the end of
+ * a sentence ("is not open in this process").
+ * Return: a static string.
+ */
+const char *cli_socket_fd_error(int err);
+
+/**
+ * cli_print_capabilities() - the JSON QEMU's back-end program conventions
+ * ask for: the VHostUserBackendCapabilities of a "vsock" back end.
+ */
+void cli_print_capabilities(FILE *out);
 
 /** cli_usage() - the --help text. */
 void cli_usage(FILE *out);

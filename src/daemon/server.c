@@ -5,6 +5,9 @@
  * A front end that stops in the middle of a message would block the loop in
  * the message reader; the connection therefore has a receive timeout, after
  * which the session is ended like any other protocol error.
+ *
+ * The service manager is told each change (STATUS=), so `systemctl status`
+ * shows whether a VMM is attached.
  */
 #include "daemon/server.h"
 
@@ -15,10 +18,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "daemon/systemd.h"
 #include "transport/unix.h"
 #include "util/log.h"
 
 #define SERVER_MSG_TIMEOUT_SEC 5
+
+static const char *where(const struct server *s)
+{
+	return s->path ? s->path : "the inherited socket";
+}
 
 static void end_session(struct server *s, int rc)
 {
@@ -34,7 +43,15 @@ static void end_session(struct server *s, int rc)
 		s->eng.detach(s->eng.priv);
 	close(s->conn_fd);
 	s->conn_fd = -1;
-	log_info("%s: waiting for a front end on %s", s->name, s->path);
+	if (s->one_shot) {
+		/* nobody can reach us again: the convention is to exit */
+		log_info("%s: the front end of the inherited connection is gone; stopping", s->name);
+		systemd_notify_status("%s: front end disconnected, exiting", s->name);
+		loop_stop(s->loop);
+		return;
+	}
+	log_info("%s: waiting for a front end on %s", s->name, where(s));
+	systemd_notify_status("%s: waiting for a front end", s->name);
 }
 
 static void on_conn(void *ctx, uint32_t events)
@@ -75,6 +92,7 @@ static int begin_session(struct server *s, int fd)
 	}
 	s->sessions++;
 	log_info("%s: front end connected (session %lu)", s->name, s->sessions);
+	systemd_notify_status("%s: serving front end (session %lu)", s->name, s->sessions);
 	return 0;
 }
 
@@ -102,31 +120,66 @@ static void on_listen(void *ctx, uint32_t events)
 	}
 }
 
-int server_start(struct server *s, struct loop *loop, const char *name, const char *path,
-		 const struct server_engine *eng)
+static int watch_listener(struct server *s)
+{
+	int rc = loop_add(s->loop, &s->listen_w, s->listen_fd, EPOLLIN, on_listen, s);
+
+	if (rc < 0) {
+		log_err("%s: cannot watch the socket: %s", s->name, strerror(-rc));
+		close(s->listen_fd);
+		if (s->path)
+			unix_unlink(s->path);
+		s->listen_fd = -1;
+		return rc;
+	}
+	log_info("%s: waiting for a front end on %s", s->name, where(s));
+	systemd_notify_status("%s: waiting for a front end", s->name);
+	return 0;
+}
+
+static int serve_connected(struct server *s, int fd)
 {
 	int rc;
 
+	s->one_shot = true;
+	rc = begin_session(s, fd);
+	if (rc < 0) {
+		log_err("%s: cannot serve the front end: %s", s->name, strerror(-rc));
+		close(fd);
+	}
+	return rc;
+}
+
+int server_start_on(struct server *s, struct loop *loop, const char *name,
+		    const struct server_socket *sock, const struct server_engine *eng)
+{
 	memset(s, 0, sizeof(*s));
 	s->name = name;
-	s->path = path;
 	s->loop = loop;
 	s->eng = *eng;
 	s->conn_fd = -1;
 	s->conn_w.fd = -1;
 	s->listen_w.fd = -1;
-	s->listen_fd = unix_listen(path, 0600);
-	if (s->listen_fd < 0)
-		return s->listen_fd;
-	rc = loop_add(loop, &s->listen_w, s->listen_fd, EPOLLIN, on_listen, s);
-	if (rc < 0) {
-		close(s->listen_fd);
-		unix_unlink(path);
-		s->listen_fd = -1;
-		return rc;
+	s->listen_fd = -1;
+	if (sock->fd >= 0 && !sock->listening)
+		return serve_connected(s, sock->fd);
+	if (sock->fd >= 0) {
+		s->listen_fd = sock->fd;
+	} else {
+		s->path = sock->path;
+		s->listen_fd = unix_listen(sock->path, 0600);
+		if (s->listen_fd < 0)
+			return s->listen_fd;
 	}
-	log_info("%s: waiting for a front end on %s", name, path);
-	return 0;
+	return watch_listener(s);
+}
+
+int server_start(struct server *s, struct loop *loop, const char *name, const char *path,
+		 const struct server_engine *eng)
+{
+	const struct server_socket sock = { .path = path, .fd = -1, .listening = true };
+
+	return server_start_on(s, loop, name, &sock, eng);
 }
 
 void server_stop(struct server *s)
@@ -136,7 +189,8 @@ void server_stop(struct server *s)
 	if (s->listen_fd >= 0) {
 		loop_del(s->loop, &s->listen_w);
 		close(s->listen_fd);
-		unix_unlink(s->path);
+		if (s->path)
+			unix_unlink(s->path);
 		s->listen_fd = -1;
 	}
 }

@@ -4,9 +4,16 @@
  * run its session, and after it disconnects wait for the next one (a VMM
  * restart or QEMU's reconnect= needs no daemon restart). One front end at a
  * time: a second connection while a session runs is closed at once.
+ *
+ * The socket may also be inherited (--fd, systemd socket activation): a
+ * listening one is served like our own but its file is not ours to remove;
+ * a connected one is a single front end, after which the server stops the
+ * loop so the daemon exits cleanly (QEMU's back-end program conventions).
  */
 #ifndef DAEMON_SERVER_H
 #define DAEMON_SERVER_H
+
+#include <stdbool.h>
 
 #include "loop/loop.h"
 #include "vhost_user/dispatch.h"
@@ -21,9 +28,17 @@ struct server_engine {
 	void (*detach)(void *priv);
 };
 
+/* Where front ends come from. */
+struct server_socket {
+	const char *path; /* create and listen here; NULL with an inherited fd */
+	int fd;           /* inherited socket (the server takes it over), or -1 */
+	bool listening;   /* @fd listens; else it is one connected front end */
+};
+
 struct server {
 	const char *name;
-	const char *path;
+	const char *path;         /* socket file we created, or NULL */
+	bool one_shot;            /* an inherited connected fd: stop after it */
 	struct loop *loop;
 	struct server_engine eng;
 	int listen_fd;
@@ -41,7 +56,20 @@ struct server {
 int server_start(struct server *s, struct loop *loop, const char *name, const char *path,
 		 const struct server_engine *eng);
 
-/** server_stop() - end any session, close the socket and remove its file. */
+/**
+ * server_start_on() - serve front ends from @sock: listen on @sock->path,
+ * or take over @sock->fd (closed by server_stop(), or at once on failure).
+ * With a connected fd the session starts here; when it ends, @loop is
+ * stopped.
+ * Return: 0 or negative errno (logged).
+ */
+int server_start_on(struct server *s, struct loop *loop, const char *name,
+		    const struct server_socket *sock, const struct server_engine *eng);
+
+/**
+ * server_stop() - end any session, close the socket and remove its file
+ * (only a file the server created).
+ */
 void server_stop(struct server *s);
 
 #endif

@@ -27,6 +27,7 @@
 struct vu_vring {
 	uint32_t num;               /* queue size; 0 until SET_VRING_NUM */
 	uint16_t base;              /* next avail index from SET_VRING_BASE */
+	uint32_t base_gen;          /* counts SET_VRING_BASE: a new base, even of an old value */
 	bool addr_set;              /* addr holds a validated SET_VRING_ADDR */
 	struct vu_vring_addr addr;  /* front-end virtual addresses, as sent */
 	int kick_fd;                /* -1 when none */
@@ -60,6 +61,9 @@ struct vu_dev_ops {
 	 * A new memory table is mapped in @new_mem; dev->mem still holds the
 	 * old one. The device moves everything it uses over to @new_mem. On
 	 * success the layer unmaps the old table; on failure the new one.
+	 * @new_mem itself is a temporary: its contents become dev->mem after
+	 * the call, so keep no pointer to the struct (pointers into the
+	 * mappings stay valid).
 	 */
 	int (*set_mem_table)(struct vu_dev *dev, const struct gmem *new_mem);
 	/*
@@ -69,7 +73,11 @@ struct vu_dev_ops {
 	int (*vring_changed)(struct vu_dev *dev, unsigned int index);
 	/* GET_VRING_BASE: stop ring @index and report where it stopped */
 	int (*vring_stop)(struct vu_dev *dev, unsigned int index, uint32_t *base);
-	/* fill @size bytes of config space from @offset (already bounds-checked) */
+	/*
+	 * fill @size bytes of config space from @offset. The layer only checks
+	 * size >= 1 and offset + size <= VU_MAX_CONFIG_SIZE; the device refuses
+	 * ranges beyond its own config space.
+	 */
 	int (*get_config)(struct vu_dev *dev, uint32_t offset, uint32_t size, uint8_t *out);
 	/*
 	 * Forget the session's device state (RESET_OWNER, RESET_DEVICE and the

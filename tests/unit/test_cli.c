@@ -6,9 +6,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -278,6 +283,247 @@ static void test_config_file_errors(void **state)
 	}
 }
 
+/* Parse with stderr captured into @err. Return: the result. */
+static enum cli_result parse_err(const char *const *args, char *err, size_t size)
+{
+	FILE *saved = stderr, *tmp = tmpfile();
+	struct config cfg;
+	enum cli_result r;
+	char *argv[32];
+	int argc = 0;
+	size_t n;
+
+	assert_non_null(tmp);
+	argv[argc++] = (char *)"vhost-user-vsock";
+	for (; *args; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	stderr = tmp;
+	r = cli_parse(argc, argv, &cfg);
+	stderr = saved;
+	cli_config_free(&cfg);
+	rewind(tmp);
+	n = fread(err, 1, size - 1, tmp);
+	err[n] = '\0';
+	fclose(tmp);
+	return r;
+}
+
+static int listening_fd(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	/* autobind to an abstract name: no file to clean up */
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	return fd;
+}
+
+static void test_socket_path_alias(void **state)
+{
+	struct config cfg;
+	const char *args[] = { "--socket-path", "/tmp/y.sock", "--cid", "5", NULL };
+	const char *both[] = { "--socket-path", "/a", "--socket", "/b", "--cid", "5", NULL };
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_string_equal(cfg.vms[0].socket_path, "/tmp/y.sock");
+	assert_int_equal(cfg.fd, -1);
+	assert_false(cfg.activated);
+	/* the same option twice: the last one counts, as for --socket */
+	assert_int_equal(parse(&cfg, both), CLI_RUN);
+	assert_string_equal(cfg.vms[0].socket_path, "/b");
+}
+
+static void test_fd_accepted(void **state)
+{
+	struct config cfg;
+	char num[16];
+	int l = listening_fd(), sp[2];
+
+	(void)state;
+	snprintf(num, sizeof(num), "%d", l);
+	const char *kern[] = { "--fd", num, "--cid", "3", NULL };
+	const char *user[] = { "--fd", num, "--uds-path", "/u", NULL };
+
+	assert_int_equal(parse(&cfg, kern), CLI_RUN);
+	assert_int_equal(cfg.fd, l);
+	assert_true(cfg.fd_listening);
+	assert_null(cfg.vms[0].socket_path);
+	assert_int_equal(cfg.engine, ENGINE_KERNEL);
+	assert_int_equal(parse(&cfg, user), CLI_RUN);
+	assert_int_equal(cfg.engine, ENGINE_USER);
+	close(l);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	snprintf(num, sizeof(num), "%d", sp[1]);
+	assert_int_equal(parse(&cfg, kern), CLI_RUN);
+	assert_int_equal(cfg.fd, sp[1]);
+	assert_false(cfg.fd_listening);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+struct fd_case {
+	const char *args[8];
+	const char *why;   /* part of the message */
+};
+
+static void check_refusals(const struct fd_case *cases, size_t n)
+{
+	char err[1024];
+
+	for (size_t i = 0; i < n; i++) {
+		if (parse_err(cases[i].args, err, sizeof(err)) != CLI_USAGE)
+			fail_msg("case %zu was accepted", i);
+		if (!strstr(err, cases[i].why))
+			fail_msg("case %zu: '%s' not in: %s", i, cases[i].why, err);
+	}
+}
+
+static void test_fd_refused(void **state)
+{
+	char lnum[16], pnum[16], dnum[16], cnum[16];
+	int l = listening_fd(), p[2], d, closed;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	d = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* far above anything the test opens (tmpfile() reuses low numbers) */
+	closed = 1000;
+	assert_int_equal(fcntl(closed, F_GETFD), -1);
+	snprintf(lnum, sizeof(lnum), "%d", l);
+	snprintf(pnum, sizeof(pnum), "%d", p[0]);
+	snprintf(dnum, sizeof(dnum), "%d", d);
+	snprintf(cnum, sizeof(cnum), "%d", closed);
+	const struct fd_case cases[] = {
+		{ { "--fd", "2", "--cid", "3", NULL }, "3 or above" },
+		{ { "--fd", "0", "--cid", "3", NULL }, "3 or above" },
+		{ { "--fd", "-1", "--cid", "3", NULL }, "not a file descriptor number" },
+		{ { "--fd", "abc", "--cid", "3", NULL }, "not a file descriptor number" },
+		{ { "--fd", "99999999999", "--cid", "3", NULL }, "not a file descriptor number" },
+		{ { "--fd", cnum, "--cid", "3", NULL }, "not open" },
+		{ { "--fd", pnum, "--cid", "3", NULL }, "not a socket" },
+		{ { "--fd", dnum, "--cid", "3", NULL }, "not a stream" },
+		{ { "--fd", lnum, "--fd", lnum, "--cid", "3", NULL }, "give it once" },
+		{ { "--fd", lnum, "--socket", "/a", "--cid", "3", NULL }, "exclude each other" },
+		{ { "--socket-path", "/a", "--fd", lnum, "--cid", "3", NULL }, "exclude each other" },
+		{ { "--fd", lnum, "--vfio", "0000:00:01.0", "--cid", "3", NULL }, "exclude each other" },
+		{ { "--fd", lnum, "--vm", "socket=/a,uds-path=/u", NULL }, "--fd serves a single device" },
+		{ { "--fd", lnum, "--config", "/nonexistent.yaml", NULL }, "--fd serves a single device" },
+		{ { "--fd", lnum, NULL }, "--cid N is required" },
+	};
+
+	check_refusals(cases, sizeof(cases) / sizeof(cases[0]));
+	close(l);
+	close(d);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Run with stdout captured; Return: what was printed. */
+static const char *stdout_of(const char *const *args, enum cli_result *r)
+{
+	static char out[512];
+	struct config cfg;
+	FILE *saved = stdout, *tmp = tmpfile();
+	size_t n;
+
+	assert_non_null(tmp);
+	stdout = tmp;
+	*r = parse(&cfg, args);
+	fflush(tmp);
+	stdout = saved;
+	rewind(tmp);
+	n = fread(out, 1, sizeof(out) - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+	return out;
+}
+
+/* JSON without the insignificant white space (there are no strings with spaces). */
+static void squeeze(const char *in, char *out)
+{
+	for (; *in; in++) {
+		if (!isspace((unsigned char)*in))
+			*out++ = *in;
+	}
+	*out = '\0';
+}
+
+static void test_print_capabilities(void **state)
+{
+	static const char *const cases[][8] = {
+		{ "--print-capabilities", NULL },
+		{ "--bogus", "--print-capabilities", NULL },
+		{ "--socket", "/a", "--cid", "0", "--print-capabilities", NULL },
+		{ "--fd", "1", "--vm", "junk", "--print-capabilities", NULL },
+		{ "--print-cap", NULL },  /* getopt's unambiguous abbreviation */
+	};
+	const char *no[] = { "--", "--print-capabilities", NULL };
+	char flat[512];
+	enum cli_result r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		squeeze(stdout_of((const char *const *)cases[i], &r), flat);
+		if (r != CLI_EXIT_OK)
+			fail_msg("case %zu: result %d", i, r);
+		assert_string_equal(flat, "{\"type\":\"vsock\",\"features\":[]}");
+	}
+	/* after "--" it is an operand, not the option */
+	assert_string_equal(stdout_of(no, &r), "");
+	assert_int_equal(r, CLI_USAGE);
+}
+
+static void set_activation(int pid)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%d", pid);
+	setenv("LISTEN_PID", num, 1);
+	setenv("LISTEN_FDS", "1", 1);
+}
+
+static void test_activation(void **state)
+{
+	struct config cfg;
+	char lnum[16];
+	int l = listening_fd();
+	const char *plain[] = { "--cid", "3", NULL };
+
+	(void)state;
+	snprintf(lnum, sizeof(lnum), "%d", l);
+	const char *with_fd[] = { "--fd", lnum, "--cid", "3", NULL };
+	const struct fd_case cases[] = {
+		{ { "--socket", "/a", "--cid", "3", NULL }, "drop --socket-path" },
+		{ { "--vfio", "0000:00:01.0", "--cid", "3", NULL }, "drop --vfio" },
+		{ { "--vm", "socket=/a,uds-path=/u", NULL }, "serves a single device" },
+		{ { NULL }, "--cid N is required" },
+	};
+
+	set_activation((int)getpid());
+	assert_int_equal(parse(&cfg, plain), CLI_RUN);
+	assert_true(cfg.activated);
+	assert_int_equal(cfg.fd, -1);
+	assert_null(cfg.vms[0].socket_path);
+	/* an explicit --fd wins over the environment */
+	assert_int_equal(parse(&cfg, with_fd), CLI_RUN);
+	assert_false(cfg.activated);
+	assert_int_equal(cfg.fd, l);
+	check_refusals(cases, sizeof(cases) / sizeof(cases[0]));
+
+	/* variables meant for another process change nothing */
+	set_activation((int)getpid() + 1);
+	assert_int_equal(parse(&cfg, plain), CLI_USAGE);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	assert_int_equal(parse(&cfg, plain), CLI_USAGE);
+	close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +539,11 @@ int main(void)
 		cmocka_unit_test(test_user_usage_errors),
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_config_file_errors),
+		cmocka_unit_test(test_socket_path_alias),
+		cmocka_unit_test(test_fd_accepted),
+		cmocka_unit_test(test_fd_refused),
+		cmocka_unit_test(test_print_capabilities),
+		cmocka_unit_test(test_activation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

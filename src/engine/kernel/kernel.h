@@ -7,6 +7,12 @@
  *
  * The vhost device is reached through struct kern_vhost_ops so that unit
  * tests can put a double behind it; the daemon uses kern_vhost_sys.
+ *
+ * Invariants: vhost_fd is open only between kern_engine_open() and
+ * kern_engine_close() (a reset closes it and the next hook that needs it
+ * opens a fresh one); running implies both rx and tx are programmed
+ * (prog[].valid) on the current fd; closing the fd always releases the
+ * guest CID in the kernel.
  */
 #ifndef ENGINE_KERNEL_H
 #define ENGINE_KERNEL_H
@@ -15,6 +21,11 @@
 #include <stdint.h>
 
 #include "vhost_user/dispatch.h"
+
+/* The kernel runs rx (0) and tx (1); the event queue (2) never reaches it. */
+#define KERN_NRINGS 2u
+#define KERN_NQUEUES 3u
+#define KERN_MAX_QUEUE_SIZE 1024u
 
 struct kern_vhost_ops {
 	int (*open)(const char *path);                        /* fd or -errno */
@@ -25,14 +36,29 @@ struct kern_vhost_ops {
 /* The real system calls. */
 extern const struct kern_vhost_ops kern_vhost_sys;
 
-/* What the device offers on top of the kernel's set (see kernel.c). */
+/* What the kernel currently holds for one of rx/tx, to see what changed. */
+struct kern_ring_prog {
+	bool valid;                /* fully programmed on the current fd */
+	bool based;                /* the kernel keeps a position for it (BASE given) */
+	uint32_t num;
+	uint16_t base;             /* the base we gave, not the kernel's position */
+	uint32_t base_gen;         /* the vu_vring base_gen that base came from */
+	struct vu_vring_addr addr; /* front-end addresses the kernel's were made from */
+	int kick_fd;
+	int call_fd;
+	int err_fd;
+};
+
+/* One device: its configuration and the vhost fd of the current front end. */
 struct kern_engine {
 	const struct kern_vhost_ops *vh;
 	const char *vhost_path;
 	uint64_t cid;
-	int vhost_fd;              /* -1 between sessions */
+	int vhost_fd;              /* -1 between sessions and after a reset */
 	uint64_t kernel_features;  /* VHOST_GET_FEATURES at open */
 	bool running;              /* SET_RUNNING(1) done */
+	bool session;              /* between kern_engine_open and kern_engine_close */
+	struct kern_ring_prog prog[KERN_NRINGS];
 };
 
 /* The vhost-user device table for this engine; dev->priv is a kern_engine. */
