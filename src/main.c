@@ -16,6 +16,7 @@
 #include "daemon/server.h"
 #include "daemon/systemd.h"
 #include "engine/kernel/kernel.h"
+#include "engine/user/user_engine.h"
 #include "loop/loop.h"
 #include "util/log.h"
 
@@ -109,6 +110,55 @@ out_loop:
 	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/*
+ * The userspace engine runs each VM on its own thread; this thread only
+ * waits for SIGTERM/SIGINT, or for a VM whose inherited front end left.
+ */
+static int run_user_engine(const struct config *cfg)
+{
+	static struct user_engine ue;
+	struct loop_watch sig_w = { .fd = -1 }, done_w = { .fd = -1 };
+	struct loop loop;
+	int rc, src;
+
+	rc = loop_init(&loop);
+	if (rc < 0) {
+		log_err("cannot create the event loop: %s", strerror(-rc));
+		return EXIT_FAILURE;
+	}
+	/* blocked before the VM threads exist, so that they inherit the mask */
+	rc = watch_signals(&loop, &sig_w);
+	if (rc < 0) {
+		log_err("cannot watch signals: %s", strerror(-rc));
+		goto out_loop;
+	}
+	rc = user_engine_start(&ue, cfg);
+	if (rc < 0)
+		goto out_signals;
+	rc = loop_add(&loop, &done_w, user_engine_done_fd(&ue), EPOLLIN, on_signal, &loop);
+	if (rc == 0) {
+		systemd_notify_ready();
+		rc = loop_run(&loop);
+		if (rc < 0)
+			log_err("event loop failed: %s", strerror(-rc));
+		loop_del(&loop, &done_w);
+	}
+	log_info("shutting down");
+	src = user_engine_stop(&ue);
+	if (rc == 0)
+		rc = src;
+out_signals:
+	if (sig_w.fd >= 0) {
+		int fd = sig_w.fd;
+
+		loop_del(&loop, &sig_w);
+		close(fd);
+	}
+out_loop:
+	loop_fini(&loop);
+	return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 static int run(const struct config *cfg)
 {
 	if (cfg->vfio) {
@@ -116,11 +166,8 @@ static int run(const struct config *cfg)
 			"this version; use --socket PATH", cfg->vfio);
 		return EXIT_FAILURE;
 	}
-	if (cfg->engine == ENGINE_USER) {
-		log_err("the userspace engine (--uds-path, --vm, --config) is not available in "
-			"this version; use --cid with the kernel engine");
-		return EXIT_FAILURE;
-	}
+	if (cfg->engine == ENGINE_USER)
+		return run_user_engine(cfg);
 	return run_kernel_engine(cfg);
 }
 

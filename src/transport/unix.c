@@ -36,9 +36,9 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
  * listener with a full backlog (EAGAIN) counts as live instead of hanging
  * start-up.
  */
-static int socket_is_live(const struct sockaddr_un *sa)
+static int socket_is_live(const struct sockaddr_un *sa, int type)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int live;
 
 	if (fd < 0)
@@ -48,7 +48,7 @@ static int socket_is_live(const struct sockaddr_un *sa)
 	return live;
 }
 
-static int clear_path(const char *path, const struct sockaddr_un *sa)
+static int clear_path(const char *path, const struct sockaddr_un *sa, int type)
 {
 	struct stat st;
 	int live;
@@ -60,7 +60,7 @@ static int clear_path(const char *path, const struct sockaddr_un *sa)
 			path, S_ISLNK(st.st_mode) ? "a symlink" : "another kind of file");
 		return -EEXIST;
 	}
-	live = socket_is_live(sa);
+	live = socket_is_live(sa, type);
 	if (live < 0)
 		return live;
 	if (live) {
@@ -73,7 +73,7 @@ static int clear_path(const char *path, const struct sockaddr_un *sa)
 	return 0;
 }
 
-int unix_listen(const char *path, mode_t mode)
+int unix_listen_type(const char *path, mode_t mode, int type)
 {
 	struct sockaddr_un sa;
 	int fd, rc;
@@ -81,10 +81,10 @@ int unix_listen(const char *path, mode_t mode)
 	rc = fill_addr(path, &sa);
 	if (rc < 0)
 		return rc;
-	rc = clear_path(path, &sa);
+	rc = clear_path(path, &sa, type);
 	if (rc < 0)
 		return rc;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -103,6 +103,11 @@ int unix_listen(const char *path, mode_t mode)
 err_close:
 	close(fd);
 	return rc;
+}
+
+int unix_listen(const char *path, mode_t mode)
+{
+	return unix_listen_type(path, mode, SOCK_STREAM);
 }
 
 int unix_accept(int listen_fd)

@@ -20,6 +20,13 @@
 int unix_listen(const char *path, mode_t mode);
 
 /**
+ * unix_listen_type() - unix_listen() for a socket of @type (SOCK_STREAM or
+ * SOCK_SEQPACKET); the stale-file check probes with the same type.
+ * Return: the listening fd or negative errno (logged).
+ */
+int unix_listen_type(const char *path, mode_t mode, int type);
+
+/**
  * unix_accept() - accept one connection, close-on-exec, blocking.
  * Return: fd, or negative errno (-EAGAIN when nobody is waiting).
  */

@@ -444,6 +444,14 @@ static int conn_send_ok(struct conn *c, uint64_t now_ms)
 	memcpy(c->tx.data + c->tx.off + c->tx.len, line, (size_t)n);
 	c->tx.len += (uint32_t)n;
 	c->tx.pre += (uint32_t)n;
+	if (c->type == VSOCK_TYPE_SEQPACKET) {
+		/* a message socket gets the line as its first message (tx was empty) */
+		struct conn_seq_in *q = &c->seq_in;
+
+		q->msg_len[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = (uint32_t)n;
+		q->msg_eor[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = false;
+		q->count++;
+	}
 	rc = flush_host(c);
 	if (rc < 0)
 		return conn_reset(c, rc);
@@ -867,4 +875,9 @@ bool conn_wants_rx(const struct conn *c)
 bool conn_is_done(const struct conn *c)
 {
 	return c->state == CONN_CLOSED && !c->rxops;
+}
+
+void *conn_host_ctx(const struct conn *c)
+{
+	return c->host.ops ? c->host.ctx : NULL;
 }

@@ -154,7 +154,8 @@ struct conn *conn_new_peer(const struct conn_params *par, const struct pkt_hdr *
  * conn_new_local() - a connection the host asked for (hybrid CONNECT).
  * @par: device parameters
  * @host: the host stream that sent CONNECT; owned from now on
- * @type: VSOCK_TYPE_STREAM
+ * @type: VSOCK_TYPE_STREAM or VSOCK_TYPE_SEQPACKET (the "OK" line is then
+ *        the first message to the host)
  * @local_port: port allocated on our side
  * @peer_port: the guest port from CONNECT
  * @now_ms: the caller's monotonic clock
@@ -256,6 +257,15 @@ bool conn_wants_rx(const struct conn *c);
 
 /** conn_is_done() - Return: whether the connection can be freed. */
 bool conn_is_done(const struct conn *c);
+
+/**
+ * conn_host_ctx() - the ctx of the connection's host stream, for the
+ * stream's owner to find its own state from a connection.
+ * @c: the connection
+ *
+ * Return: host.ctx, or NULL once the host stream is closed.
+ */
+void *conn_host_ctx(const struct conn *c);
 
 /** conn_state_name() - Return: the state's name, for logs. */
 const char *conn_state_name(enum conn_state s);

@@ -191,12 +191,19 @@ void conn_table_settle(struct conn_table *t, struct conn *c)
 		ready_push(t, c);
 }
 
-void conn_table_fini(struct conn_table *t)
+void conn_table_clear(struct conn_table *t)
 {
 	for (uint32_t i = 0; t->buckets && i < t->nbuckets; i++) {
 		while (t->buckets[i])
 			remove_conn(t, t->buckets[i]);
 	}
+	t->rst_head = 0;
+	t->rst_count = 0;
+}
+
+void conn_table_fini(struct conn_table *t)
+{
+	conn_table_clear(t);
 	free(t->buckets);
 	free(t->rst_q);
 	t->buckets = NULL;
@@ -245,6 +252,26 @@ static enum conn_table_rc no_conn(struct conn_table *t, const struct pkt_hdr *h)
 	return CT_NEW_REQUEST;
 }
 
+/*
+ * A packet pkt_validate() answers with RST. A live connection on its tuple
+ * ends as well: the RST tells the guest so, and Linux resets it the same
+ * way; an RST itself still gets no answer.
+ */
+static void reject(struct conn_table *t, const struct pkt_hdr *h, uint64_t now_ms)
+{
+	struct conn *c = conn_table_lookup(t, h->dst_port, h->src_port, h->type);
+
+	if (!c) {
+		rst_owe(t, h);
+		return;
+	}
+	if (h->op == VSOCK_OP_RST)
+		conn_recv(c, h, NULL, 0, now_ms);
+	else
+		conn_abort(c);
+	conn_table_settle(t, c);
+}
+
 enum conn_table_rc conn_table_recv(struct conn_table *t, const struct pkt_hdr *h,
 				   const struct iovec *payload, size_t npayload,
 				   uint64_t now_ms)
@@ -257,7 +284,7 @@ enum conn_table_rc conn_table_recv(struct conn_table *t, const struct pkt_hdr *h
 			  (unsigned long long)h->src_cid);
 		return CT_DONE;
 	case PKT_RST:
-		rst_owe(t, h);
+		reject(t, h, now_ms);
 		return CT_DONE;
 	case PKT_OK:
 		break;
@@ -343,17 +370,23 @@ int conn_table_alloc_port(struct conn_table *t, uint32_t peer_port, uint16_t typ
 int conn_table_connect(struct conn_table *t, uint32_t peer_port, const struct stream *host,
 		       uint64_t now_ms, struct conn **out)
 {
+	return conn_table_connect_type(t, peer_port, VSOCK_TYPE_STREAM, host, now_ms, out);
+}
+
+int conn_table_connect_type(struct conn_table *t, uint32_t peer_port, uint16_t type,
+			    const struct stream *host, uint64_t now_ms, struct conn **out)
+{
 	struct conn *c;
 	uint32_t port;
 	int rc = t->count >= t->cfg.max_conns ? -EBUSY : 0;
 
 	if (!rc)
-		rc = conn_table_alloc_port(t, peer_port, VSOCK_TYPE_STREAM, &port);
+		rc = conn_table_alloc_port(t, peer_port, type, &port);
 	if (rc) {
 		stream_discard(host);
 		return rc;
 	}
-	c = conn_new_local(&t->par, host, VSOCK_TYPE_STREAM, port, peer_port, now_ms);
+	c = conn_new_local(&t->par, host, type, port, peer_port, now_ms);
 	if (!c)
 		return -ENOMEM;
 	hash_insert(t, c);

@@ -173,6 +173,29 @@ int conn_table_connect(struct conn_table *t, uint32_t peer_port, const struct st
 		       uint64_t now_ms, struct conn **out);
 
 /**
+ * conn_table_connect_type() - conn_table_connect() for a connection of
+ * @type (VSOCK_TYPE_STREAM, or VSOCK_TYPE_SEQPACKET for a host program on
+ * the seqpacket hybrid socket; the caller checks the guest negotiated it).
+ * @t: the table
+ * @peer_port: port from the CONNECT line
+ * @type: the vsock type
+ * @host: the host stream (owned by the table from now on, even on error)
+ * @now_ms: monotonic clock
+ * @out: receives the connection (may be NULL)
+ *
+ * Return: as conn_table_connect().
+ */
+int conn_table_connect_type(struct conn_table *t, uint32_t peer_port, uint16_t type,
+			    const struct stream *host, uint64_t now_ms, struct conn **out);
+
+/**
+ * conn_table_clear() - free every connection (host streams closed, no RSTs
+ * sent) and forget owed RSTs; the table stays usable (device reset).
+ * @t: the table
+ */
+void conn_table_clear(struct conn_table *t);
+
+/**
  * conn_table_fill_rx() - the next packet for the guest, from any connection.
  * @t: the table
  * @rx: a device-writable rx buffer

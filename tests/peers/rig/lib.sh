@@ -215,3 +215,59 @@ rig_verdict() {
 	fi
 	return "$rc"
 }
+
+# rig_wait_listening PATH SECONDS [PID] - wait until a Unix socket listens
+# at PATH (seen in /proc/net/unix with the accepting flag, so no probe
+# connection disturbs the server). Gives up early when PID has exited.
+# Return: 0 once listening; 1 on timeout or a dead PID (with a message).
+rig_wait_listening() {
+	local path=$1 limit=$2 pid=${3:-} end
+	end=$(awk -v t="$(rig_now)" -v l="$limit" 'BEGIN { printf "%.3f", t + l }')
+	while :; do
+		awk -v p="$path" '$NF == p && $4 == "00010000" { found = 1 } END { exit !found }' \
+			/proc/net/unix && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			rig_log "$path: the process meant to listen there ($pid) has exited"
+			return 1
+		fi
+		if awk -v t="$(rig_now)" -v e="$end" 'BEGIN { exit !(t > e) }'; then
+			rig_log "$path: nothing listening after ${limit}s"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# rig_tmp_keeps PATH... - the value for rig.keep=: those PATHs (resolved,
+# existing) under /tmp, without repeats, comma-joined; empty when none.
+# The guest's tmpfs on /tmp would hide them otherwise.
+# Return: 0, or 1 when a path cannot travel on the command line.
+rig_tmp_keeps() {
+	local p r keep=()
+	for p in "$@"; do
+		r=$(cd "$p" 2>/dev/null && pwd -P) || r=$(cd "$(dirname "$p")" 2>/dev/null && pwd -P) || continue
+		case $r in
+		/tmp/*) [[ " ${keep[*]} " == *" ${r%/} "* ]] || keep+=("${r%/}") ;;
+		esac
+	done
+	[ ${#keep[@]} -eq 0 ] || rig_join_commas "${keep[@]}"
+}
+
+# rig_judge LOG LABEL KNOB - rig_verdict, plus the fate of QEMU in the last
+# rig_boot: killed by its time limit fails (KNOB names the variable that
+# sets the limit, for the message); any other status is only noted (a
+# guest panic exits 0 too, so the status is never a verdict).
+# Return: 0 when the run passed, else 1.
+rig_judge() {
+	local rc=0
+	rig_verdict "$1" "$2" || rc=1
+	case $RIG_QEMU_RC in
+	0) ;;
+	124 | 137)
+		echo "verdict: QEMU killed by its time limit ($3)"
+		rc=1
+		;;
+	*) echo "note: QEMU exited with status $RIG_QEMU_RC" ;;
+	esac
+	return "$rc"
+}
