@@ -18,8 +18,10 @@
  * its own timeout and by a global budget (TOTAL_BUDGET_MS), and an alarm
  * kills the daemons and exits if even that is overrun. Ports are fresh
  * random numbers per case, because the kernel keeps closed tuples for up to
- * 8 s (REAL-PEERS §7.8).
+ * 8 s (REAL-PEERS §7.8). A connection that times out prints both rings'
+ * state as INFO lines (pair_diagnose) to tell a lost kick from a stuck device.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,6 +35,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,15 +176,23 @@ static int host_listen(uint32_t port)
 	return fd;
 }
 
-static int host_connect(uint64_t cid, uint32_t port)
+/*
+ * Non-blocking connect to (@cid, @port). @timeout_ms > 0 replaces the
+ * kernel's 2 s connect timeout, for connects that must succeed: a loaded
+ * TCG host can be slow, and the caller's own wait is the real bound.
+ */
+static int host_connect(uint64_t cid, uint32_t port, int timeout_ms)
 {
 	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = (unsigned int)cid,
 				  .svm_port = port };
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000 };
 	int fd = vsock_socket();
 
 	if (fd < 0)
 		return fd;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+	if ((timeout_ms > 0 && setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv,
+					  sizeof(tv)) < 0) ||
+	    (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)) {
 		int rc = -errno;
 
 		close(fd);
@@ -241,6 +252,42 @@ static int sock_error(int fd)
 	return err;
 }
 
+/*
+ * Diagnostics for a pair that timed out: where both rings stand (times on
+ * CLOCK_MONOTONIC, the daemon log's clock), then the same after one
+ * unconditional tx kick. tx avail ahead of used with avail_event behind
+ * means the device never looked at tx: a lost kick if the kick moves it,
+ * a wedged device if not. Runs once the case has failed, so it changes no
+ * verdict, though later cases may then run on an unstuck ring.
+ */
+static void dump_ring(const char *name, const struct tfe_vring *vr)
+{
+	uint16_t avail = le16toh(__atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE));
+	uint16_t used = le16toh(__atomic_load_n(&vr->used->idx, __ATOMIC_ACQUIRE));
+
+	printf("INFO:   %s: avail %u used %u (read %u) kicked at %u avail_event %u flags 0x%x\n",
+	       name, avail, used, vr->last_used, vr->kicked_idx,
+	       vr->event_idx ? le16toh(*tfe_vring_avail_event(vr)) : 0, le16toh(vr->used->flags));
+}
+
+static void pair_diagnose(struct check *k, int64_t t_start)
+{
+	int64_t now = tfe_now_ms();
+
+	if (!k->vs_up)
+		return;
+	printf("INFO: rings at %lld.%03lld (pair started at %lld.%03lld):\n", (long long)now / 1000,
+	       (long long)now % 1000, (long long)t_start / 1000, (long long)t_start % 1000);
+	dump_ring("rx", k->vs.rx);
+	dump_ring("tx", k->vs.tx);
+	if (tfe_vring_notify(k->vs.tx) == 0 && pump(k, -1, 0, 500) >= 0) {
+		printf("INFO: rings after one unconditional tx kick:\n");
+		dump_ring("rx", k->vs.rx);
+		dump_ring("tx", k->vs.tx);
+	}
+	fflush(stdout);
+}
+
 /* ------------------------------------------------------------------ */
 /* Connection pairs (host socket <-> guest connection)                 */
 /* ------------------------------------------------------------------ */
@@ -252,12 +299,14 @@ static int pair_from_guest(struct check *k, int *hostfd, struct tfe_vsock_conn *
 	uint32_t hport = fresh_port(k), gport = fresh_port(k);
 	struct sockaddr_vm peer;
 	socklen_t plen = sizeof(peer);
+	int64_t t0 = tfe_now_ms();
 	int lfd = host_listen(hport), rc, fd;
 
 	if (lfd < 0)
 		FAILF("host listen on port %u: %s", hport, strerror(-lfd));
 	rc = tfe_vsock_connect(&k->vs, TFE_VSOCK_HOST_CID, hport, gport, budget(k, STEP_MS), c);
 	if (rc < 0) {
+		pair_diagnose(k, t0);
 		close(lfd);
 		FAILF("guest connect %u -> 2:%u: %s", gport, hport, strerror(-rc));
 	}
@@ -266,6 +315,7 @@ static int pair_from_guest(struct check *k, int *hostfd, struct tfe_vsock_conn *
 		    : -1;
 	close(lfd);
 	if (fd < 0) {
+		pair_diagnose(k, t0);
 		tfe_vsock_reset(&k->vs, *c);
 		*c = NULL;
 		FAILF("host accept on port %u: %s", hport, rc > 0 ? strerror(errno) : "timed out");
@@ -282,10 +332,11 @@ static int pair_from_host(struct check *k, int *hostfd, struct tfe_vsock_conn **
 			  size_t n)
 {
 	uint32_t gport = fresh_port(k);
+	int64_t t0 = tfe_now_ms();
 	int fd, rc, err;
 
 	tfe_vsock_listen(&k->vs, gport);
-	fd = host_connect(k->cid, gport);
+	fd = host_connect(k->cid, gport, 2 * STEP_MS);
 	if (fd < 0) {
 		tfe_vsock_unlisten(&k->vs, gport);
 		FAILF("host connect to %llu:%u: %s", (unsigned long long)k->cid, gport,
@@ -294,15 +345,18 @@ static int pair_from_host(struct check *k, int *hostfd, struct tfe_vsock_conn **
 	rc = tfe_vsock_accept(&k->vs, gport, budget(k, STEP_MS), c);
 	tfe_vsock_unlisten(&k->vs, gport);
 	if (rc < 0) {
+		pair_diagnose(k, t0);
 		close(fd);
 		FAILF("the guest saw no REQUEST for port %u: %s", gport, strerror(-rc));
 	}
 	rc = pump(k, fd, POLLOUT, STEP_MS);
 	err = rc > 0 ? sock_error(fd) : ETIMEDOUT;
 	*hostfd = fd;
-	if (err)
+	if (err) {
+		pair_diagnose(k, t0);
 		FAILF("host connect() to %llu:%u: %s", (unsigned long long)k->cid, gport,
 		      strerror(err));
+	}
 	if ((*c)->peer_cid != TFE_VSOCK_HOST_CID)
 		FAILF("REQUEST came from CID %llu, not 2", (unsigned long long)(*c)->peer_cid);
 	return 0;
@@ -774,7 +828,7 @@ static int connect_must_stall(struct check *k, char *why, size_t n)
 	int fd, rc, err;
 
 	tfe_vsock_listen(&k->vs, port);
-	fd = host_connect(k->cid, port);
+	fd = host_connect(k->cid, port, 0);
 	if (fd < 0) {
 		tfe_vsock_unlisten(&k->vs, port);
 		FAILF("host connect while stopped failed at once: %s", strerror(-fd));

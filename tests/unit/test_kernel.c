@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <stdio.h>
@@ -861,6 +862,134 @@ static void test_start_faults(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Kicks after a start                                                 */
+
+/* What was written to ring @i's kick eventfd since the last look (0: nothing). */
+static uint64_t kicks(struct fx *f, unsigned int i)
+{
+	uint64_t v = 0;
+
+	if (read(f->dev.vrings[i].kick_fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+		assert_int_equal(errno, EAGAIN);
+		return 0;
+	}
+	return v;
+}
+
+/*
+ * The kernel forgets a kick that comes before SET_RUNNING(1), so a start
+ * writes each rx/tx kick eventfd once, and only after the start: nothing
+ * while the rings are configured, nothing on the event queue, nothing when
+ * eventfds are swapped live.
+ */
+static void test_start_kicks_rings(void **state)
+{
+	struct fx *f = *state;
+
+	prologue(f, F_BIT(VIRTIO_F_VERSION_1) | F_BIT(VIRTIO_RING_F_EVENT_IDX));
+	for (unsigned int i = 0; i < 3; i++) {
+		assert_int_equal(ring_num(f, i, 128), 0);
+		assert_int_equal(ring_addr(f, i), 0);
+		assert_int_equal(ring_kick(f, i), 0);
+		assert_int_equal(ring_enable(f, i, i != 1), 0);
+	}
+	assert_false(f->k.running);
+	for (unsigned int i = 0; i < 3; i++)
+		assert_int_equal(kicks(f, i), 0);
+	assert_int_equal(ring_enable(f, 1, true), 0);
+	assert_true(kdev(f)->running);
+	assert_int_equal(kicks(f, 0), 1);
+	assert_int_equal(kicks(f, 1), 1);
+	assert_int_equal(kicks(f, 2), 0);
+	/* QEMU's final irqfds and a new kick fd: no restart, no kick */
+	assert_int_equal(ring_call(f, 0), 0);
+	assert_int_equal(ring_kick(f, 1), 0);
+	assert_int_equal(kicks(f, 0), 0);
+	assert_int_equal(kicks(f, 1), 0);
+	assert_int_equal(kdev(f)->vq[1].kick, f->dev.vrings[1].kick_fd);
+}
+
+/* Every restart kicks again; a stop does not. */
+static void test_restart_kicks_rings(void **state)
+{
+	struct fx *f = *state;
+	struct gmem nm;
+
+	qemu_start(f, 128);
+	assert_int_equal(kicks(f, 0) + kicks(f, 1), 2);
+	/* disable/enable tx, the ring-disable case of the real-kernel check */
+	assert_int_equal(ring_enable(f, 1, false), 0);
+	assert_false(kdev(f)->running);
+	assert_int_equal(kicks(f, 0) + kicks(f, 1), 0);
+	assert_int_equal(ring_enable(f, 1, true), 0);
+	assert_true(kdev(f)->running);
+	assert_int_equal(kicks(f, 0), 1);
+	assert_int_equal(kicks(f, 1), 1);
+	/* a re-size restarts the device */
+	assert_int_equal(ring_num(f, 1, 256), 0);
+	assert_int_equal(kicks(f, 0), 1);
+	assert_int_equal(kicks(f, 1), 1);
+	/* so does a new memory table */
+	map_mem(f, &nm, UVA_BASE);
+	assert_int_equal(kern_dev_ops.set_mem_table(&f->dev, &nm), 0);
+	gmem_unmap(&f->dev.mem);
+	f->dev.mem = nm;
+	assert_int_equal(kicks(f, 0), 1);
+	assert_int_equal(kicks(f, 1), 1);
+	assert_all_calls_ok();
+}
+
+/* A start the kernel refuses kicks nothing: the kick is never sent first. */
+static void test_failed_start_kicks_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	ready_but_kick1(f, 128);
+	assert_int_equal(vhd_fail(VHOST_VSOCK_SET_RUNNING, 1, EIO), 0);
+	cap_begin();
+	assert_int_equal(ring_kick(f, 1), -EIO);
+	cap_end();
+	assert_false(kdev(f)->running);
+	assert_int_equal(kicks(f, 0), 0);
+	assert_int_equal(kicks(f, 1), 0);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	fail_msg("the engine blocked writing a kick eventfd");
+}
+
+/*
+ * Hostile front end: a blocking kick eventfd whose counter is full. A write
+ * would block the daemon for good; the start completes without the kick.
+ */
+static void test_kick_counter_full(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t full = 0xfffffffffffffffeull;
+	uint64_t v = 0;
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	assert_true(efd >= 0);
+	assert_int_equal(write(efd, &full, sizeof(full)), sizeof(full));
+	ready_but_kick1(f, 128);
+	f->dev.vrings[1].kick_fd = efd;
+	f->dev.vrings[1].kick_set = f->dev.vrings[1].started = true;
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	cap_begin();
+	assert_int_equal(changed(f, 1), 0);
+	assert_non_null(strstr(cap_end(), "ring 1: kick eventfd not writable"));
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	assert_true(kdev(f)->running);
+	assert_int_equal(kicks(f, 0), 1);
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	assert_true(v == full);
+}
+
+/* ------------------------------------------------------------------ */
 /* Reset, session end, probe                                           */
 
 static void test_reset_closes_and_reopens(void **state)
@@ -1361,6 +1490,10 @@ int main(void)
 		T(test_event_idx_ring_size),
 		T(test_no_kick_fd),
 		T(test_start_faults),
+		T(test_start_kicks_rings),
+		T(test_restart_kicks_rings),
+		T(test_failed_start_kicks_nothing),
+		T(test_kick_counter_full),
 		T(test_reset_closes_and_reopens),
 		T(test_reset_device_keeps_owner),
 		T(test_close_then_reset),

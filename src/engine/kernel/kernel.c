@@ -19,6 +19,13 @@
  *    (no SET_VRING_BASE unless the front end sent a new base), since the
  *    front end has not stopped anything.
  *
+ * Every SET_RUNNING(1) is followed by one write to the rx and tx kick
+ * eventfds: the kernel forgets kicks that came while a ring was not
+ * running, and the guest may have queued buffers (and kicked) in that
+ * window. The write is skipped when the front end's eventfd counter is
+ * full (a blocking eventfd would hang us); a front end that fills it
+ * between that check and the write can still block this one write.
+ *
  * Limits: no dirty logging (LOG_ALL) and no IOTLB (ACCESS_PLATFORM); both
  * are masked out of the features. VHOST_RESET_OWNER is not implemented by
  * vhost-vsock, so a reset closes the fd (releasing the CID) and the next
@@ -32,6 +39,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <linux/virtio_vsock.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -326,12 +334,48 @@ static int program_ring(struct kern_engine *k, const struct vu_dev *dev, const s
 /* ------------------------------------------------------------------ */
 /* Start and stop                                                      */
 
+/*
+ * Make the kernel look at rx and tx once, as a guest kick would. vhost
+ * drops a kick that arrives while its ring has no backend (before
+ * SET_RUNNING(1), or while stopped), and starting only schedules the rx
+ * work: a REQUEST the guest queued in that window would sit in tx until the
+ * next kick, and with EVENT_IDX the driver does not kick again before the
+ * device publishes a newer avail_event, so it would sit there for good.
+ * A spurious kick costs the kernel one look at an empty ring.
+ */
+static void kick_rings(struct kern_engine *k)
+{
+	const uint64_t one = 1;
+
+	for (unsigned int i = 0; i < KERN_NRINGS; i++) {
+		int fd = k->prog[i].valid ? k->prog[i].kick_fd : -1;
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+		if (fd < 0)
+			continue;
+		/* the front end's eventfd may be blocking: never wait on a full counter */
+		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
+			log_warn("%s: ring %u: kick eventfd not writable; pending buffers wait for "
+				 "the guest's next kick", k->vhost_path, i);
+			continue;
+		}
+		if (write(fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+			log_warn("%s: ring %u: cannot write the kick eventfd: %s", k->vhost_path,
+				 i, strerror(errno));
+		else
+			log_debug("%s: ring %u kicked after the start", k->vhost_path, i);
+	}
+}
+
+/* Every start, first or restart, is followed by a kick of both rings. */
 static int set_running(struct kern_engine *k, int on)
 {
 	int rc = VH(k, VHOST_VSOCK_SET_RUNNING, &on);
 
 	if (rc == 0)
 		k->running = on != 0;
+	if (rc == 0 && on)
+		kick_rings(k);
 	return rc;
 }
 
