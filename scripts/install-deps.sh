@@ -6,8 +6,10 @@
 set -euo pipefail
 
 build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsystemd-dev)
+# linux-source-6.1: the nested test builds the kernel's vsock_test from its
+# tarball (tests/peers/nested/build-vsock-test.sh); nothing else is used.
 test_pkgs=(clang lld libclang-rt-14-dev libcmocka-dev qemu-system-x86 busybox-static cpio kmod
-	valgrind python3 xz-utils)
+	valgrind python3 xz-utils linux-source-6.1)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Builds the kernel's own vsock test suite (tools/testing/vsock/vsock_test)
+# statically from Debian's linux-source-6.1 tarball, into the rig cache,
+# and prints the binary's path on stdout (messages go to stderr). Never part
+# of the tracked tree: the source is GPL-2.0 and only used as a test peer.
+#
+#   build-vsock-test.sh
+#
+# Environment: VUV_CACHE (rig/lib.sh); VUV_LINUX_SOURCE, the tarball
+# (default /usr/src/linux-source-6.1.tar.xz, from the package
+# linux-source-6.1 that scripts/install-deps.sh installs).
+#
+# Idempotent: the result is keyed by the tarball's size and mtime, so a new
+# package version rebuilds and an unchanged one costs nothing. Only
+# tools/testing/vsock and tools/include are unpacked (~10 s: xz must still
+# read the whole 139 MB). The build follows the suite's Makefile without
+# -Werror and without headers_install: the distro's headers suffice.
+# Concurrent runs serialise on a lock in the cache.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../rig/lib.sh
+. "$(dirname "$0")/../rig/lib.sh"
+
+[ $# -eq 0 ] || rig_die "usage: build-vsock-test.sh"
+tarball=${VUV_LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
+[ -f "$tarball" ] ||
+	rig_die "$tarball: not found (install linux-source-6.1: scripts/install-deps.sh)"
+command -v gcc >/dev/null || rig_die "gcc is not installed"
+
+root=$VUV_CACHE/vsock_test
+key=$(stat -c '%s-%Y' "$tarball")
+out=$root/$key/vsock_test
+mkdir -p "$root"
+exec 9>"$root/.lock"
+flock 9
+
+if [ -x "$out" ] && [ -f "$root/$key/.complete" ]; then
+	rig_log "vsock_test cached: $out"
+	printf '%s\n' "$out"
+	exit 0
+fi
+
+tmp=$root/.partial
+rm -rf "$tmp" "${root:?}/$key"
+mkdir -p "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+rig_log "unpacking tools/testing/vsock from $tarball"
+top=$(tar -tJf "$tarball" 2>/dev/null | head -n 1 | cut -d/ -f1) || true
+[ -n "$top" ] || rig_die "$tarball: cannot list it"
+tar -xJf "$tarball" -C "$tmp" --wildcards \
+	"$top/tools/testing/vsock/*" "$top/tools/include/*" ||
+	rig_die "$tarball: no tools/testing/vsock in it"
+src=$tmp/$top/tools/testing/vsock
+[ -f "$src/vsock_test.c" ] || rig_die "$tarball: no vsock_test.c"
+
+# The static getaddrinfo warning is expected: the control host is numeric.
+rig_log "building vsock_test (static)"
+(cd "$src" && gcc -static -O2 -g0 -D_GNU_SOURCE -I. -I../../include \
+	-Wno-pointer-sign -fno-strict-overflow -fno-strict-aliasing -fno-common \
+	-o vsock_test vsock_test.c timeout.c control.c util.c) >"$tmp/build.out" 2>&1 || {
+	cat "$tmp/build.out" >&2
+	rig_die "vsock_test does not build"
+}
+LC_ALL=C readelf -lW "$src/vsock_test" | grep -q 'program interpreter' &&
+	rig_die "vsock_test came out dynamically linked"
+mkdir -p "$root/$key"
+cp "$src/vsock_test" "$out"
+printf '%s\n' "$tarball" >"$root/$key/.complete"
+rig_log "vsock_test built: $out"
+printf '%s\n' "$out"

@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The L1 side of the nested full-stack test: runs inside the L1 guest
+# (Debian 6.1, vhost_vsock loaded, the host root over 9p, chrooted), started
+# by run-nested.sh through the rig's init and guest-run.sh. It starts our
+# daemon in kernel-engine mode, boots L2 guests under QEMU (TCG) on the
+# daemon's socket, drives the host side of every case, and judges them all.
+#
+#   l1.sh --daemon PATH --xfer PATH --vsock-test PATH --kernel VMLINUX
+#         --initrd L2.cpio.gz [--cid N] [--bytes N] [--boot-wait S]
+#
+# L2 boot 1 (l2.sh data): local CID; L2 -> (2, P1) and L1 -> (CID, Q1),
+# BYTES each way, with the daemon's CPU time and context switches sampled
+# around the second transfer; the kernel's vsock_test with L1 as server
+# (control TCP: L2 -> slirp's 10.0.2.2 = L1's loopback) and reversed
+# (L1 -> 127.0.0.1, forwarded by QEMU's hostfwd into L2). Then QEMU gets
+# SIGTERM while the guest runs. L2 boot 2 (l2.sh restart) on the SAME
+# daemon: fresh ports, both directions, then the guest powers off. Last,
+# the daemon must exit 0 on SIGTERM.
+#
+# Output: "PASS: case" / "FAIL: case: reason" per case, "INFO: ..." lines
+# (timings, transfer rates, daemon counters), L2's console live as
+# "l2-N| line", and the summary "nested: N passed, M failed"; exit 0 iff
+# nothing failed. Files in /tmp: daemon.log and the L1 programs' *.log
+# (guest-run.sh dumps them onto the console), l2-N.console (L2's console,
+# not dumped: it is already on the console with its prefix).
+#
+# Invariants: every wait is bounded and also ends when the QEMU it waits on
+# is gone; every process started here is tracked by pid and killed on exit.
+set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=../rig/lib.sh
+. "$(dirname "$0")/../rig/lib.sh"
+
+W=/tmp
+cid=3 bytes=$((16 << 20)) small=$((1 << 20)) boot_wait=300
+daemon='' xfer='' vt='' kernel='' initrd=''
+P1=5101 Q1=5102 P2=5201 Q2=5202 CTL_FWD=5000 CTL_REV=5001
+# "Flat": the daemon is off the data path, so a transfer of BYTES each way
+# may cost it at most this much (a daemon on the data path would wake per
+# kick: thousands of switches).
+FLAT_TICKS=20 FLAT_CSW=50
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--daemon) daemon=$2 ;;
+	--xfer) xfer=$2 ;;
+	--vsock-test) vt=$2 ;;
+	--kernel) kernel=$2 ;;
+	--initrd) initrd=$2 ;;
+	--cid) cid=$2 ;;
+	--bytes) bytes=$2 ;;
+	--boot-wait) boot_wait=$2 ;;
+	*) echo "l1: unknown argument $1" && exit 2 ;;
+	esac
+	shift 2 || { echo "l1: $1 needs a value" && exit 2; }
+done
+
+passed=0 failed=0
+pass() {
+	passed=$((passed + 1))
+	echo "PASS: $1${2:+ ($2)}"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL: $1: $2"
+}
+info() { echo "INFO: $*"; }
+
+pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+
+# finish - print the summary and exit with the verdict.
+finish() {
+	local warns
+	warns=$(grep -cE '\] (warn|error):' "$W/daemon.log" 2>/dev/null)
+	info "daemon log: ${warns:-0} warn/error lines"
+	grep -m 5 -E '\] (warn|error):' "$W/daemon.log" 2>/dev/null | sed 's/^/INFO:   /'
+	echo "nested: $passed passed, $failed failed"
+	info "L1 script total $(rig_elapsed "$t_start") s"
+	[ "$failed" -eq 0 ]
+	exit
+}
+
+# wait_gone PID SECS - wait for a process that is not our child to end.
+wait_gone() {
+	local end=$((SECONDS + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.2
+	done
+}
+
+# term_wait PID SECS - SIGTERM, then wait for the process to end.
+# Return: 0 when it ended within SECS.
+term_wait() {
+	kill -TERM "$1" 2>/dev/null
+	wait_gone "$1" "$2"
+}
+
+# reap PID - wait for our background child and set rc to its exit status
+# (not in a command substitution: a subshell cannot wait for our children).
+reap() {
+	rc=0
+	wait "$1" || rc=$?
+}
+
+# ------------------------------------------------------------------------
+# The daemon
+
+daemon_start() {
+	"$daemon" --socket "$W/vu.sock" --cid "$cid" --log-level debug >"$W/daemon.log" 2>&1 &
+	dpid=$!
+	pids+=("$dpid")
+	rig_wait_listening "$W/vu.sock" 10 "$dpid" 2>/dev/null && return 0
+	if kill -0 "$dpid" 2>/dev/null; then
+		fail daemon-start "no socket $W/vu.sock after 10 s"
+	else
+		reap "$dpid"
+		fail daemon-start "exited with status $rc: $(tail -n 1 "$W/daemon.log")"
+	fi
+	return 1
+}
+
+# daemon_sample - "TICKS SWITCHES": utime+stime of the whole process
+# (/proc/PID/stat fields 14 and 15, after the comm in parentheses) and the
+# voluntary + involuntary context switches of all its threads.
+daemon_sample() {
+	local stat f k v cs=0 fields
+	stat=$(cat "/proc/$dpid/stat" 2>/dev/null) || return 1
+	read -r -a fields <<<"${stat##*) }"
+	for f in /proc/"$dpid"/task/*/status; do
+		while read -r k v; do
+			case $k in
+			voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) cs=$((cs + v)) ;;
+			esac
+		done <"$f"
+	done
+	echo "$((fields[11] + fields[12])) $cs"
+}
+
+# ------------------------------------------------------------------------
+# L2 guests
+
+# l2_reader N - copy QEMU's output to l2-N.console and, prefixed, to the
+# console; stamp the moment L2's init starts its command.
+l2_reader() {
+	local n=$1 line
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line%$'\r'}
+		case $line in "rig: run start"*) rig_now >"$W/l2-$n.t_run" ;; esac
+		printf '%s\n' "$line" >>"$W/l2-$n.console"
+		printf 'l2-%s| %s\n' "$n" "$line"
+	done
+}
+
+# l2_launch N LIMIT RUN QEMU_ARG... - boot L2 number N in the background:
+# RUN is the comma list for rig.run=. Sets qpid[N] (timeout's pid, which
+# passes SIGTERM on to QEMU) and t_launch[N].
+declare -a qpid t_launch
+l2_launch() {
+	local n=$1 limit=$2 run=$3 fifo=$W/l2-$1.fifo
+	shift 3
+	rm -f "$fifo" "$W/l2-$n.console" "$W/l2-$n.t_run"
+	: >"$W/l2-$n.console"
+	mkfifo "$fifo"
+	l2_reader "$n" <"$fifo" &
+	pids+=($!)
+	t_launch[n]=$(rig_now)
+	timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 256M -smp 1 \
+		-display none -serial stdio -monitor none -no-reboot \
+		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+		-chardev socket,id=vu,path="$W/vu.sock" -device vhost-user-vsock-pci,chardev=vu \
+		-kernel "$kernel" -initrd "$initrd" "$@" \
+		-append "console=ttyS0 quiet panic=-1 rig.run=$run" </dev/null >"$fifo" 2>&1 &
+	qpid[n]=$!
+	pids+=("${qpid[n]}")
+}
+
+# l2_wait N REGEX SECS - wait until L2 N's console has a line matching
+# REGEX. Return: 0 when seen, 1 on timeout or when its QEMU has gone.
+l2_wait() {
+	local n=$1 re=$2 end=$((SECONDS + $3))
+	while [ $SECONDS -lt $end ]; do
+		grep -qE "$re" "$W/l2-$n.console" && return 0
+		if ! kill -0 "${qpid[n]}" 2>/dev/null; then
+			sleep 0.5 # let the reader drain the fifo
+			grep -qE "$re" "$W/l2-$n.console"
+			return
+		fi
+		sleep 0.3
+	done
+	return 1
+}
+
+# l2_step N NAME - the exit status L2 N reported for step NAME, or "none".
+l2_step() {
+	local rc
+	rc=$(sed -n "s/^l2-step: $2 exit=\([0-9]*\)\$/\1/p" "$W/l2-$1.console" | tail -n 1)
+	echo "${rc:-none}"
+}
+
+# l2_line N ROLE - L2 N's last nested_xfer result line for ROLE.
+l2_line() { grep -E "^xfer-(ok|fail): role=$2" "$W/l2-$1.console" | tail -n 1; }
+
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# ------------------------------------------------------------------------
+# Judging
+
+# judge_xfer CASE L1LOG L1RC N L2STEP L2ROLE - both ends passed their own
+# byte-by-byte checks, and the CRC each sent equals what the other received.
+judge_xfer() {
+	local name=$1 l1log=$2 l1rc=$3 n=$4 step=$5 role=$6 a b rc
+	a=$(grep -E '^xfer-(ok|fail)' "$l1log" | tail -n 1)
+	rc=$(l2_step "$n" "$step")
+	b=$(l2_line "$n" "$role")
+	if [ "$l1rc" != 0 ]; then
+		fail "$name" "L1 side (exit $l1rc): ${a:-no result line}"
+	elif [ "$rc" != 0 ]; then
+		fail "$name" "L2 side (step $step exit=$rc): ${b:-no result line}"
+	elif [ -z "$(field "$a" in_crc)" ] || [ "$(field "$a" in_crc)" != "$(field "$b" out_crc)" ] ||
+		[ "$(field "$a" out_crc)" != "$(field "$b" in_crc)" ]; then
+		fail "$name" "CRCs do not match across levels: L1 '$a', L2 '$b'"
+	else
+		pass "$name" "$(field "$a" bytes) bytes each way, CRC-32 $(field "$a" in_crc)/$(field "$a" out_crc)"
+		info "$name: L1 $(field "$a" ms) ms ($(field "$a" mib_s) MiB/s each way)," \
+			"L2 $(field "$b" ms) ms ($(field "$b" mib_s) MiB/s each way)"
+		return 0
+	fi
+	return 1
+}
+
+# judge_vt CASE L1LOG L1RC N L2STEP - vsock_test passed at both ends and
+# the L1 end ran every case the suite lists.
+judge_vt() {
+	local name=$1 log=$2 rc=$3 n=$4 step=$5 l2rc ok
+	l2rc=$(l2_step "$n" "$step")
+	ok=$(grep -cE '^[0-9]+ - .*\.\.\.ok$' "$log")
+	if [ "$vt_cases" -le 0 ]; then
+		fail "$name" "vsock_test --list names no cases"
+	elif [ "$rc" != 0 ]; then
+		fail "$name" "L1 vsock_test exit $rc: $(grep -v '^$' "$log" | tail -n 2 | tr '\n' ' ')"
+	elif [ "$l2rc" != 0 ]; then
+		fail "$name" "L2 vsock_test step $step exit=$l2rc"
+	elif [ "$ok" != "$vt_cases" ]; then
+		fail "$name" "$ok of $vt_cases cases ok"
+	else
+		pass "$name" "$ok/$vt_cases cases ok"
+	fi
+}
+
+# judge_flat B0 B1 S0 S1 XFER_OK - samples around L2's boot (B0, B1: the
+# daemon served the vhost-user set-up, so the counters must move, or the
+# probe is blind) and around a transfer (S0, S1: they must stay flat).
+judge_flat() {
+	local b0=$1 b1=$2 s0=$3 s1=$4 ok=$5 dt dc bc
+	if [ "$ok" != 0 ] || [ -z "$s0" ] || [ -z "$s1" ] || [ -z "$b0" ] || [ -z "$b1" ]; then
+		fail daemon-off-data-path "no successful transfer to measure (samples '$b0' '$b1' '$s0' '$s1')"
+		return
+	fi
+	bc=$((${b1#* } - ${b0#* }))
+	dt=$((${s1% *} - ${s0% *}))
+	dc=$((${s1#* } - ${s0#* }))
+	info "daemon during L2 boot 1 (vhost-user set-up): CPU +$((${b1% *} - ${b0% *})) ticks," \
+		"context switches +$bc"
+	info "daemon during $bytes bytes each way: CPU +$dt ticks (CLK_TCK $(getconf CLK_TCK))," \
+		"context switches +$dc; before '$s0', after '$s1' (ticks switches)"
+	if [ "$bc" -le 0 ]; then
+		fail daemon-off-data-path "counters did not move while the daemon served L2's set-up: the probe is blind"
+	elif [ "$dt" -ge "$FLAT_TICKS" ] || [ "$dc" -ge "$FLAT_CSW" ]; then
+		fail daemon-off-data-path "CPU +$dt ticks (limit < $FLAT_TICKS), switches +$dc (limit < $FLAT_CSW)"
+	else
+		pass daemon-off-data-path "CPU +$dt ticks < $FLAT_TICKS, switches +$dc < $FLAT_CSW"
+	fi
+}
+
+# ------------------------------------------------------------------------
+# L2 boot 1: data both ways, daemon counters, vsock_test both ways
+
+boot1() {
+	local lpid vtpid lrc crc vtrc vrev s0 s1 b0 b1 xrc rc
+	"$xfer" listen "$P1" "$bytes" --wait "$boot_wait" --timeout 120 --peer "$cid" \
+		>"$W/xfer-l1-listen-1.log" 2>&1 &
+	lpid=$!
+	timeout -k 5 $((boot_wait + 300)) "$vt" --mode=server --control-port="$CTL_FWD" \
+		--peer-cid="$cid" >"$W/vt-l1-server.log" 2>&1 &
+	vtpid=$!
+	pids+=("$lpid" "$vtpid")
+	b0=$(daemon_sample)
+	l2_launch 1 $((boot_wait + 420)) "/bin/l2.sh,data,$cid,$P1,$Q1,$bytes,$CTL_FWD,$CTL_REV" \
+		-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$CTL_REV-:$CTL_REV"
+	if ! l2_wait 1 '^rig: run start' "$boot_wait"; then
+		fail l2-boot "L2 did not start its script within ${boot_wait}s"
+		return 1
+	fi
+	b1=$(daemon_sample)
+	info "L2 boot 1: $(rig_elapsed "${t_launch[1]}" "$(cat "$W/l2-1.t_run")") s from QEMU launch to init's command"
+
+	reap "$lpid"
+	lrc=$rc
+	l2_wait 1 '^l2-step: connect exit=' 30
+	crc=$(l2_step 1 cid)
+	if [ "$crc" = 0 ]; then
+		pass local-cid "$(l2_line 1 cid)"
+	else
+		fail local-cid "step cid exit=$crc: $(l2_line 1 cid)"
+	fi
+	judge_xfer l2-to-l1 "$W/xfer-l1-listen-1.log" "$lrc" 1 connect connect
+
+	s0=$(daemon_sample)
+	"$xfer" connect "$cid" "$Q1" "$bytes" --wait 60 --timeout 120 >"$W/xfer-l1-connect-1.log" 2>&1
+	xrc=$?
+	s1=$(daemon_sample)
+	l2_wait 1 '^l2-step: listen exit=' 30
+	judge_xfer l1-to-l2 "$W/xfer-l1-connect-1.log" "$xrc" 1 listen listen
+	judge_flat "$b0" "$b1" "$s0" "$s1" "$?"
+
+	reap "$vtpid"
+	vtrc=$rc
+	l2_wait 1 '^l2-step: vt-client exit=' 30
+	judge_vt vsock_test-l1-server "$W/vt-l1-server.log" "$vtrc" 1 vt-client
+
+	# slirp accepts the forwarded connect before L2 listens: wait for it.
+	if l2_wait 1 'Control socket listening' 60; then
+		timeout -k 5 150 "$vt" --mode=client --control-host=127.0.0.1 \
+			--control-port="$CTL_REV" --peer-cid="$cid" >"$W/vt-l1-client.log" 2>&1
+		vrev=$?
+	else
+		echo "L2's vsock_test server never listened" >"$W/vt-l1-client.log"
+		vrev=125
+	fi
+	l2_wait 1 '^l2: done' 60
+	judge_vt vsock_test-l2-server "$W/vt-l1-client.log" "$vrev" 1 vt-server
+}
+
+# Stop QEMU 1 with SIGTERM while its guest runs: the daemon must stay.
+stop1() {
+	local t rc
+	t=$(rig_now)
+	if ! term_wait "${qpid[1]}" 30; then
+		fail vmm-stop "QEMU still running 30 s after SIGTERM"
+	elif ! kill -0 "$dpid" 2>/dev/null; then
+		reap "$dpid"
+		fail vmm-stop "the daemon exited with the VMM (status $rc)"
+	elif [ ! -S "$W/vu.sock" ]; then
+		fail vmm-stop "the daemon's socket is gone"
+	else
+		pass vmm-stop "QEMU gone $(rig_elapsed "$t") s after SIGTERM; daemon still serving"
+		return 0
+	fi
+	return 1
+}
+
+# L2 boot 2 on the same daemon: fresh ports both ways, then poweroff.
+boot2() {
+	local lpid lrc xrc qrc rc
+	"$xfer" listen "$P2" "$small" --wait "$boot_wait" --timeout 60 --peer "$cid" \
+		>"$W/xfer-l1-listen-2.log" 2>&1 &
+	lpid=$!
+	pids+=("$lpid")
+	l2_launch 2 $((boot_wait + 180)) "/bin/l2.sh,restart,$cid,$P2,$Q2,$small" -nic none
+	if ! l2_wait 2 '^rig: run start' "$boot_wait"; then
+		fail vmm-restart "the second L2 did not start its script within ${boot_wait}s"
+		return 1
+	fi
+	info "L2 boot 2: $(rig_elapsed "${t_launch[2]}" "$(cat "$W/l2-2.t_run")") s from QEMU launch to init's command"
+	reap "$lpid"
+	lrc=$rc
+	l2_wait 2 '^l2-step: connect exit=' 30
+	judge_xfer restart-l2-to-l1 "$W/xfer-l1-listen-2.log" "$lrc" 2 connect connect
+	"$xfer" connect "$cid" "$Q2" "$small" --wait 60 --timeout 60 >"$W/xfer-l1-connect-2.log" 2>&1
+	xrc=$?
+	l2_wait 2 '^l2: done' 30
+	judge_xfer restart-l1-to-l2 "$W/xfer-l1-connect-2.log" "$xrc" 2 listen listen
+	[ "$(l2_step 2 cid)" = 0 ] || fail restart-local-cid "$(l2_line 2 cid)"
+	# The guest powers off by itself: the second way a VMM goes away.
+	if ! wait_gone "${qpid[2]}" 60; then
+		fail vmm-poweroff "the second L2 did not power off"
+	else
+		reap "${qpid[2]}"
+		qrc=$rc
+		# Failed steps are already reported; here only the poweroff counts.
+		if ! grep -qE '^run exit=[0-9]+$' "$W/l2-2.console" || [ "$qrc" != 0 ]; then
+			fail vmm-poweroff "guest '$(grep '^run exit=' "$W/l2-2.console")', QEMU exit $qrc"
+		elif ! kill -0 "$dpid" 2>/dev/null; then
+			fail vmm-poweroff "the daemon exited with the VMM"
+		else
+			pass vmm-poweroff "guest powered off, QEMU exit 0, daemon still serving"
+		fi
+	fi
+}
+
+daemon_stop() {
+	local t rc
+	t=$(rig_now)
+	if ! term_wait "$dpid" 10; then
+		fail daemon-exit "still running 10 s after SIGTERM"
+		return
+	fi
+	reap "$dpid"
+	if [ "$rc" = 0 ]; then
+		pass daemon-exit "exit 0, $(rig_elapsed "$t") s after SIGTERM"
+	else
+		fail daemon-exit "exit status $rc after SIGTERM"
+	fi
+}
+
+# ------------------------------------------------------------------------
+
+t_start=$(rig_now)
+cd "$W" || exit 1
+for f in "$daemon" "$xfer" "$vt" "$kernel" "$initrd"; do
+	if [ -z "$f" ] || [ ! -r "$f" ]; then
+		fail setup "missing input '$f'"
+		finish
+	fi
+done
+vt_cases=$("$vt" --list 2>/dev/null | grep -cE '^[0-9]+'$'\t')
+info "L1 $(uname -r), $(nproc) CPUs; daemon $daemon --cid $cid; vsock_test lists $vt_cases cases"
+daemon_start || finish
+pass daemon-start "socket $W/vu.sock"
+t=$(rig_now)
+boot1 || true
+info "L2 boot 1 phase: $(rig_elapsed "$t") s"
+stop1 || finish
+t=$(rig_now)
+boot2
+info "L2 boot 2 phase: $(rig_elapsed "$t") s"
+daemon_stop
+finish

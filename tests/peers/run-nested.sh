@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Nested full-stack test of the kernel engine: QEMU's vhost-user-vsock-pci
+# and a real Linux guest driver, through our daemon, into the kernel's
+# vhost_vsock, plus the kernel's own vsock_test suite over that stack.
+#
+#   L0 (this host): qemu-system-x86_64 -accel tcg boots L1
+#    L1: Debian 6.1, vhost_vsock, host root read-only over 9p, chrooted;
+#        nested/l1.sh starts $VUV_BUILD/vhost-user-vsock --socket ... --cid 3
+#        and boots L2 guests with QEMU (TCG, memfd RAM, vhost-user-vsock-pci)
+#     L2: the same kernel (PVH vmlinux), busybox initramfs with the
+#         virtio-vsock driver, virtio_net, nested_xfer, vsock_test, l2.sh
+#
+#   run-nested.sh
+#
+# Cases (judged in L1 by nested/l1.sh, one PASS:/FAIL: line each): daemon
+# start; L2's local CID; 16 MiB each way L2 -> L1 and L1 -> L2, checked
+# byte by byte and by CRC across levels; the daemon's CPU time and context
+# switches flat across a transfer; vsock_test with L1 as server and as
+# client; QEMU stopped with SIGTERM and a new L2 connecting both ways on the
+# same daemon; the second guest's poweroff; the daemon's clean exit.
+#
+# Set-up on L0 (all cached under VUV_CACHE except the initramfs images,
+# rebuilt each run): the kernel (rig/fetch-kernel.sh), vsock_test built
+# statically from linux-source-6.1 (nested/build-vsock-test.sh), the L1 and
+# L2 initramfs images (rig/make-initramfs.sh).
+#
+# Environment: VUV_BUILD (default <repo>/build/gcc; must hold a static
+# tests/peers/nested_xfer), VUV_CACHE, VUV_LOGS (rig/lib.sh),
+# VUV_NESTED_TIMEOUT (host limit for L1, s, default 900),
+# VUV_NESTED_GUEST_TIMEOUT (in-L1 limit for l1.sh, s, default 840),
+# VUV_NESTED_BYTES (bytes each way in the big transfers, default 16 MiB),
+# VUV_PEER_VERBOSE=1 (echo the console live).
+#
+# Verdict: the markers and the final "nested: N passed, M failed" from L1's
+# console, init's "run exit=0", no kernel oops at either level (L2's
+# console is on L1's, prefixed "l2-N| "); never QEMU's exit status.
+# Logs in VUV_LOGS: nested.log (everything), nested.l2-N.log (each L2's
+# console), nested.dump.tmp_*.log (the daemon's and L1 programs' logs).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=rig/lib.sh
+. "$(dirname "$0")/rig/lib.sh"
+
+t_start=$(rig_now)
+[ $# -eq 0 ] || rig_die "usage: run-nested.sh (no arguments; see the header)"
+host_limit=${VUV_NESTED_TIMEOUT:-900}
+guest_limit=${VUV_NESTED_GUEST_TIMEOUT:-840}
+bytes=${VUV_NESTED_BYTES:-16777216}
+name=nested
+nested_dir=$(cd "$(dirname "$0")/nested" && pwd)
+
+fail() {
+	echo "FAIL: $*"
+	echo "$name: FAIL"
+	exit 1
+}
+
+build=$(cd "${VUV_BUILD:-$rig_repo/build/gcc}" 2>/dev/null && pwd -P) ||
+	fail "VUV_BUILD=${VUV_BUILD:-$rig_repo/build/gcc} is not a build directory"
+daemon=$build/vhost-user-vsock
+xfer=$build/tests/peers/nested_xfer
+[ -x "$daemon" ] || fail "daemon not built: $daemon"
+[ -x "$xfer" ] || fail "checker not built: $xfer (ninja -C $build)"
+for tool in qemu-system-x86_64 timeout awk readelf; do
+	command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/install-deps.sh)"
+done
+LC_ALL=C readelf -lW "$xfer" | grep -q 'program interpreter' &&
+	fail "$xfer is dynamically linked; L2 has no libc (use a non-sanitizer build)"
+# The checker must be able to fail before its passes mean anything.
+"$xfer" selftest >/dev/null || fail "$xfer selftest fails: run it for details"
+
+t0=$(rig_now)
+tree=$("$rig_dir/fetch-kernel.sh" --vmlinux) || fail "cannot fetch the guest kernel"
+rig_kernel_vars "$tree" || fail "bad kernel tree $tree"
+t_kernel=$(rig_elapsed "$t0")
+t0=$(rig_now)
+vt=$("$nested_dir/build-vsock-test.sh") || fail "cannot build the kernel's vsock_test"
+t_vt=$(rig_elapsed "$t0")
+
+t0=$(rig_now)
+l1_initrd=$VUV_CACHE/initrd/nested-l1.cpio.gz
+l2_initrd=$VUV_CACHE/initrd/nested-l2.cpio.gz
+l1_mods=$("$rig_dir/make-initramfs.sh" -k "$tree" -o "$l1_initrd" -m "$RIG_MODS_L1") ||
+	fail "cannot build the L1 initramfs"
+"$rig_dir/make-initramfs.sh" -k "$tree" -o "$l2_initrd" -m "$RIG_MODS_L2,virtio_net" \
+	-f "$xfer" -f "$vt" -f "$nested_dir/l2.sh" >/dev/null || fail "cannot build the L2 initramfs"
+t_initrd=$(rig_elapsed "$t0")
+
+run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" --dump /tmp -- \
+	"$nested_dir/l1.sh" --daemon "$daemon" --xfer "$xfer" --vsock-test "$vt" \
+	--kernel "$VMLINUX" --initrd "$l2_initrd" --cid 3 --bytes "$bytes") ||
+	fail "a path cannot be passed to the guest"
+append="console=ttyS0 quiet panic=-1 rig.root9p=1 rig.mods=$l1_mods rig.run=$run"
+keeps=$(rig_tmp_keeps "$rig_repo" "$build" "$VUV_CACHE" "$vt") ||
+	fail "a path cannot be passed to the guest"
+[ -z "$keeps" ] || append+=" rig.keep=$keeps"
+
+mkdir -p "$VUV_LOGS"
+log=$VUV_LOGS/$name.log
+rm -f "$VUV_LOGS/$name".dump.* "$VUV_LOGS/$name".l2-*.log
+echo "$name: booting L1 ($(basename "$VMLINUX")) under TCG (limit ${host_limit}s), console in $log"
+rig_boot "$log" "$host_limit" "${RIG_QEMU_BASE[@]}" "${RIG_QEMU_9P[@]}" -m 1536M -smp 2 \
+	-kernel "$VMLINUX" -initrd "$l1_initrd" -append "$append"
+
+rig_console "$log" | grep '^INFO:' || true
+verdict=0
+rig_judge "$log" "$name" "VUV_NESTED_TIMEOUT=$host_limit" || verdict=1
+dumps=$(rig_split_dumps "$log" "$VUV_LOGS/$name.dump.")
+l2logs=$(awk -v pre="$VUV_LOGS/$name." '
+	match($0, /^l2-[0-9]+\| /) {
+		f = pre substr($0, 1, RLENGTH - 2) ".log"
+		if (!(f in seen)) { seen[f] = 1; print f; printf "" >f }
+		print substr($0, RLENGTH + 1) >f }' "$log")
+
+l1_boot=- run_s=-
+[ -z "$RIG_T_RUN" ] || l1_boot=$(rig_elapsed "$RIG_T_LAUNCH" "$RIG_T_RUN")
+[ -z "$RIG_T_RUN" ] || [ -z "$RIG_T_EXIT" ] || run_s=$(rig_elapsed "$RIG_T_RUN" "$RIG_T_EXIT")
+echo "$name: timings: kernel fetch ${t_kernel}s, vsock_test ${t_vt}s, initramfs ${t_initrd}s," \
+	"L1 boot ${l1_boot}s, L1 run ${run_s}s, QEMU $(rig_elapsed "$RIG_T_LAUNCH" "$RIG_T_END")s," \
+	"total $(rig_elapsed "$t_start")s"
+echo "$name: console log (both levels) $log"
+[ -z "$l2logs" ] || echo "$name: L2 consoles: ${l2logs//$'\n'/ }"
+[ -z "$dumps" ] || echo "$name: L1 files (daemon log, programs): ${dumps//$'\n'/ }"
+if [ "$verdict" != 0 ]; then
+	echo "--- last console lines (without dumped files):"
+	rig_console "$log" | tail -n 30
+	echo "$name: FAIL"
+	exit 1
+fi
+echo "$name: PASS"
