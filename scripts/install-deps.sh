@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh --build  only what building the daemon needs
 set -euo pipefail
 
-build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsystemd-dev)
+build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsystemd-dev libseccomp-dev)
 # linux-source-6.1: the nested test builds the kernel's vsock_test from its
 # tarball (tests/peers/nested/build-vsock-test.sh); nothing else is used.
 test_pkgs=(clang lld libclang-rt-14-dev libcmocka-dev qemu-system-x86 busybox-static cpio kmod

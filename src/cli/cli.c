@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/sandbox.h"
 #include "daemon/systemd.h"
 #include "version.h"
 
@@ -39,6 +40,15 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_FD,
 	OPT_PRINT_CAPS,
+	OPT_SOCKET_MODE,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_PENDING,
+	OPT_HANDSHAKE_TIMEOUT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_CONTROL,
+	OPT_SANDBOX,
+	OPT_USER,
+	OPT_GROUP,
 };
 
 #define PRINT_CAPS_OPTION "--print-capabilities"
@@ -57,6 +67,15 @@ static const struct option long_options[] = {
 	{ "tx-buffer-size", required_argument, NULL, OPT_TX_BUFFER_SIZE },
 	{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
 	{ "groups", required_argument, NULL, OPT_GROUPS },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "max-pending-connects", required_argument, NULL, OPT_MAX_PENDING },
+	{ "handshake-timeout-ms", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+	{ "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "vm", required_argument, NULL, OPT_VM },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -69,10 +88,12 @@ static const struct option long_options[] = {
 /* What the single-device options said, before the engine is known. */
 struct single {
 	struct vm_config vm;
-	int socket, cid, vhost, uds, tx_buf, queue, groups;
+	int socket, cid, vhost, uds, tx_buf, queue, groups, mode;
+	int limits; /* a userspace resource bound was given */
 	int vms_given;
 	const char *config_path;
 	int verbose;
+	const char *user, *group; /* --user, --group as given */
 };
 
 void cli_usage(FILE *out)
@@ -86,6 +107,9 @@ void cli_usage(FILE *out)
 		"  vhost-user-vsock --vm socket=PATH,uds-path=PATH[,guest-cid=N,...] [--vm ...]\n"
 		"  vhost-user-vsock --config FILE.yaml\n"
 		"  vhost-user-vsock --print-capabilities\n"
+		"  vhost-user-vsock stats CONTROL-PATH [--json]\n"
+		"  vhost-user-vsock vm add CONTROL-PATH socket=PATH,uds-path=PATH[,...]\n"
+		"  vhost-user-vsock vm remove CONTROL-PATH SOCKET-PATH|CID\n"
 		"\n"
 		"A vhost-user virtio-vsock device back end. A VMM (QEMU, crosvm, ...) connects\n"
 		"to the socket. Kernel engine (default): the guest's rings are handed to the\n"
@@ -110,10 +134,29 @@ void cli_usage(FILE *out)
 		"      --tx-buffer-size N     userspace: bytes buffered per connection (default %u)\n"
 		"      --queue-size N         userspace: largest virtqueue size (default %u)\n"
 		"      --groups G1+G2         userspace: sibling groups (default \"" CLI_DEFAULT_GROUPS "\")\n"
+		"      --max-connections N    userspace: guest connections at once (default %u)\n"
+		"      --max-pending-connects N\n"
+		"                             userspace: host clients still to send their\n"
+		"                             CONNECT line (default %u; more are closed)\n"
+		"      --handshake-timeout-ms N\n"
+		"                             userspace: time for a host client's CONNECT line\n"
+		"                             (default %u)\n"
+		"      --connect-timeout-ms N userspace: time for the guest to answer a host\n"
+		"                             client's connection (default %u)\n"
+		"      --socket-mode MODE     permissions of the socket files the daemon creates,\n"
+		"                             octal (default 0600: owner only)\n"
 		"      --vm KEY=VALUE,...     userspace: one device per --vm; keys socket, guest-cid,\n"
-		"                             uds-path, tx-buffer-size, queue-size, groups\n"
+		"                             uds-path, tx-buffer-size, queue-size, groups,\n"
+		"                             socket-mode, max-connections, max-pending-connects,\n"
+		"                             handshake-timeout-ms, connect-timeout-ms\n"
 		"      --config FILE          userspace: devices from a YAML file (a 'vms:' list\n"
 		"                             with the --vm keys in snake_case)\n"
+		"      --control PATH         a control socket (owner only) for live stats and,\n"
+		"                             userspace engine, adding and removing VMs\n"
+		"      --sandbox MODE         seccomp (default: a forbidden system call kills the\n"
+		"                             daemon), seccomp-errno (it fails with EPERM), none\n"
+		"      --user USER            after start-up, run as USER (name or uid)\n"
+		"      --group GROUP          with --user: run as GROUP (default: USER's group)\n"
 		"      --log-level LEVEL      error, warn, info (default), debug or trace\n"
 		"  -v, --verbose              one more log level each time\n"
 		"  -h, --help                 print this help and exit\n"
@@ -123,7 +166,9 @@ void cli_usage(FILE *out)
 		"socket from systemd and needs neither --socket-path nor --fd.\n"
 		"\n"
 		"Exit status: 0 clean exit, 1 runtime failure, 2 usage error.\n",
-		CLI_DEFAULT_TX_BUFFER_SIZE, CLI_DEFAULT_QUEUE_SIZE);
+		CLI_DEFAULT_TX_BUFFER_SIZE, CLI_DEFAULT_QUEUE_SIZE, CLI_DEFAULT_MAX_CONNECTIONS,
+		CLI_DEFAULT_MAX_PENDING, CLI_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+		CLI_DEFAULT_CONNECT_TIMEOUT_MS);
 }
 
 void cli_print_capabilities(FILE *out)
@@ -222,6 +267,8 @@ static int set_string(char **slot, const char *opt, const char *value)
 	return *slot ? 0 : -ENOMEM;
 }
 
+static int parse_limit(int opt, const char *arg, struct single *s);
+
 /* Options that configure the single device; --vm/--config exclude them. */
 static int parse_single(int opt, const char *arg, struct single *s, struct config *cfg)
 {
@@ -249,8 +296,59 @@ static int parse_single(int opt, const char *arg, struct single *s, struct confi
 	case OPT_GROUPS:
 		s->groups = 1;
 		return cli_vm_set(vm, "--groups", "groups", arg);
+	case OPT_SOCKET_MODE:
+		s->mode = 1;
+		return cli_vm_set(vm, "--socket-mode", "socket-mode", arg);
+	}
+	return parse_limit(opt, arg, s);
+}
+
+/* The userspace engine's resource bounds, one --vm key each. */
+static int parse_limit(int opt, const char *arg, struct single *s)
+{
+	static const struct {
+		int opt;
+		const char *key;
+	} keys[] = {
+		{ OPT_MAX_CONNECTIONS, "max-connections" },
+		{ OPT_MAX_PENDING, "max-pending-connects" },
+		{ OPT_HANDSHAKE_TIMEOUT, "handshake-timeout-ms" },
+		{ OPT_CONNECT_TIMEOUT, "connect-timeout-ms" },
+	};
+	char origin[32];
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (keys[i].opt != opt)
+			continue;
+		s->limits = 1;
+		snprintf(origin, sizeof(origin), "--%s", keys[i].key);
+		return cli_vm_set(&s->vm, origin, keys[i].key, arg);
 	}
 	return -EINVAL;
+}
+
+/* --control, --sandbox, --user, --group: how the daemon runs, whatever the engine. */
+static int parse_operating(int opt, const char *arg, struct single *s, struct config *cfg)
+{
+	enum sandbox_mode mode;
+
+	switch (opt) {
+	case OPT_CONTROL:
+		return set_string(&cfg->control_path, "--control", arg);
+	case OPT_SANDBOX:
+		if (sandbox_parse_mode(arg, &mode) < 0) {
+			cli_error("--sandbox: '%s' is not one of seccomp, seccomp-errno, none", arg);
+			return -EINVAL;
+		}
+		cfg->sandbox = mode;
+		return 0;
+	case OPT_USER:
+		s->user = arg;
+		return 0;
+	default:
+		s->group = arg;
+		return 0;
+	}
 }
 
 /* Return: CLI_RUN to go on, or the final result. */
@@ -282,6 +380,11 @@ static int parse_one(int opt, const char *arg, struct single *s, struct config *
 	case OPT_VERBOSE:
 		s->verbose++;
 		return CLI_RUN;
+	case OPT_CONTROL:
+	case OPT_SANDBOX:
+	case OPT_USER:
+	case OPT_GROUP:
+		return parse_operating(opt, arg, s, cfg) < 0 ? CLI_USAGE : CLI_RUN;
 	case OPT_HELP:
 		cli_usage(stdout);
 		return CLI_EXIT_OK;
@@ -298,9 +401,9 @@ static int parse_one(int opt, const char *arg, struct single *s, struct config *
 
 static int check_kernel(struct single *s, struct config *cfg)
 {
-	if (s->tx_buf || s->queue || s->groups) {
-		cli_error("--tx-buffer-size, --queue-size and --groups belong to the userspace "
-			  "engine: add --uds-path PATH, or drop them");
+	if (s->tx_buf || s->queue || s->groups || s->limits) {
+		cli_error("--tx-buffer-size, --queue-size, --groups and the connection limits "
+			  "belong to the userspace engine: add --uds-path PATH, or drop them");
 		return -EINVAL;
 	}
 	if (!s->cid) {
@@ -371,7 +474,7 @@ static int check_multi(struct single *s, struct config *cfg)
 		return -EINVAL;
 	}
 	if (s->socket || s->cid || s->vhost || s->uds || s->tx_buf || s->queue || s->groups ||
-	    cfg->vfio) {
+	    s->mode || s->limits || cfg->vfio) {
 		cli_error("%s cannot be combined with single-device options (--socket, --cid, "
 			  "--uds-path, ...)", s->vms_given ? "--vm" : "--config");
 		return -EINVAL;
@@ -415,6 +518,52 @@ static int finish_groups(struct config *cfg)
 	return 0;
 }
 
+/* --user/--group to ids, now, so that a typo is a usage error. */
+static int resolve_ids(const struct single *s, struct config *cfg)
+{
+	bool has_gid = false;
+
+	if (!s->user) {
+		if (s->group)
+			cli_error("--group %s: give --user as well (changing only the group while "
+				  "staying root gains nothing)", s->group);
+		return s->group ? -EINVAL : 0;
+	}
+	if (sandbox_lookup_user(s->user, &cfg->uid, &cfg->gid, &has_gid) < 0) {
+		cli_error("--user %s: no such user (give a name from the user database or a "
+			  "number)", s->user);
+		return -EINVAL;
+	}
+	if (s->group && sandbox_lookup_group(s->group, &cfg->gid) < 0) {
+		cli_error("--group %s: no such group (give a name or a number)", s->group);
+		return -EINVAL;
+	}
+	if (!s->group && !has_gid) {
+		cli_error("--user %s: the user has no entry in the user database, so its group is "
+			  "unknown: add --group", s->user);
+		return -EINVAL;
+	}
+	cfg->drop_privileges = true;
+	return 0;
+}
+
+static int finish_operating(const struct single *s, struct config *cfg)
+{
+	const char *c = cfg->control_path;
+
+	for (unsigned int i = 0; c && i < cfg->nvms; i++) {
+		const struct vm_config *vm = &cfg->vms[i];
+
+		if ((vm->socket_path && strcmp(vm->socket_path, c) == 0) ||
+		    (vm->uds_path && strcmp(vm->uds_path, c) == 0)) {
+			cli_error("--control %s: device %u already uses that path for a socket", c,
+				  i);
+			return -EINVAL;
+		}
+	}
+	return resolve_ids(s, cfg);
+}
+
 static int finish(struct single *s, struct config *cfg)
 {
 	int rc;
@@ -435,6 +584,8 @@ static int finish(struct single *s, struct config *cfg)
 		rc = finish_groups(cfg);
 	if (rc == 0)
 		rc = check_unique(cfg);
+	if (rc == 0)
+		rc = finish_operating(s, cfg);
 	return rc;
 }
 
@@ -453,8 +604,10 @@ void cli_config_free(struct config *cfg)
 	cfg->nvms = 0;
 	free(cfg->vfio);
 	free(cfg->vhost_path);
+	free(cfg->control_path);
 	cfg->vfio = NULL;
 	cfg->vhost_path = NULL;
+	cfg->control_path = NULL;
 }
 
 static bool wants_capabilities(int argc, char **argv)

@@ -27,9 +27,20 @@
 #define CLI_DEFAULT_VHOST_PATH "/dev/vhost-vsock"
 #define CLI_DEFAULT_CID 3u
 #define CLI_DEFAULT_TX_BUFFER_SIZE 65536u
+#define CLI_MAX_TX_BUFFER_SIZE (16u << 20)
 #define CLI_DEFAULT_QUEUE_SIZE 1024u
 #define CLI_DEFAULT_GROUPS "default"
 #define CLI_MAX_VMS 64u
+/* Resource bounds of a userspace device (README "Security", limits table). */
+#define CLI_DEFAULT_MAX_CONNECTIONS 1024u
+#define CLI_MAX_MAX_CONNECTIONS 65536u
+#define CLI_DEFAULT_MAX_PENDING 64u
+#define CLI_MAX_MAX_PENDING 4096u
+#define CLI_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000u
+#define CLI_DEFAULT_CONNECT_TIMEOUT_MS 2000u
+#define CLI_MAX_TIMEOUT_MS 600000u
+/* Socket files: owner-only unless the operator says otherwise. */
+#define CLI_DEFAULT_SOCKET_MODE 0600u
 
 enum engine_kind {
 	ENGINE_KERNEL,
@@ -44,6 +55,11 @@ struct vm_config {
 	uint32_t tx_buffer_size; /* per-connection buffer, advertised as buf_alloc */
 	uint32_t queue_size;     /* largest virtqueue size accepted */
 	char *groups;            /* sibling groups, "g1+g2" */
+	uint32_t socket_mode;    /* permissions of every socket file it creates */
+	uint32_t max_connections;      /* guest connections at once */
+	uint32_t max_pending_connects; /* host clients that have not sent CONNECT yet */
+	uint32_t handshake_timeout_ms; /* for a host client's CONNECT line */
+	uint32_t connect_timeout_ms;   /* for the guest's answer to a host connect */
 };
 
 struct config {
@@ -56,6 +72,11 @@ struct config {
 	bool activated;          /* device 0's socket comes from systemd (LISTEN_FDS) */
 	unsigned int nvms;
 	struct vm_config vms[CLI_MAX_VMS];
+	/* operating: control socket and least privilege (daemon/sandbox.h) */
+	char *control_path;      /* --control: the stats and VM control socket, or NULL */
+	unsigned int sandbox;    /* --sandbox: enum sandbox_mode (0: seccomp) */
+	bool drop_privileges;    /* --user given: become uid/gid after start-up */
+	uint32_t uid, gid;       /* --user / --group, resolved */
 };
 
 enum cli_result {
@@ -78,6 +99,13 @@ int cli_parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out);
 
 /** cli_check_groups() - "name(+name)*", names of [A-Za-z0-9_.-]. Return: 0 or -EINVAL. */
 int cli_check_groups(const char *groups);
+
+/**
+ * cli_parse_mode() - a socket file mode: 3 or 4 octal digits, at most 0777,
+ * with the owner's read and write bits (the VMM must be able to connect).
+ * Return: 0 or -EINVAL.
+ */
+int cli_parse_mode(const char *text, uint32_t *mode);
 
 /**
  * cli_vm_set() - set one key of @vm from text (a --vm key or a config file
@@ -127,5 +155,15 @@ void cli_usage(FILE *out);
 
 /** cli_error() - print "vhost-user-vsock: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/**
+ * cli_error_to() - send this thread's cli_error() messages to @buf instead
+ * of stderr (only the first one is kept: it names the cause), for parsing
+ * done at run time (the control socket's "vm add"); a @size of 0 restores
+ * stderr.
+ * @buf: receives the message, NUL-terminated ("" until one comes)
+ * @size: its size
+ */
+void cli_error_to(char *buf, size_t size);
 
 #endif

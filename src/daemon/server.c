@@ -23,6 +23,8 @@
 #include "util/log.h"
 
 #define SERVER_MSG_TIMEOUT_SEC 5
+/* owner-only: whoever may connect controls the device and maps guest RAM */
+#define SERVER_DEFAULT_MODE 0600
 
 static const char *where(const struct server *s)
 {
@@ -167,7 +169,7 @@ int server_start_on(struct server *s, struct loop *loop, const char *name,
 		s->listen_fd = sock->fd;
 	} else {
 		s->path = sock->path;
-		s->listen_fd = unix_listen(sock->path, 0600);
+		s->listen_fd = unix_listen(sock->path, sock->mode ? sock->mode : SERVER_DEFAULT_MODE);
 		if (s->listen_fd < 0)
 			return s->listen_fd;
 	}

@@ -14,6 +14,7 @@
 #define DAEMON_SERVER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "loop/loop.h"
 #include "vhost_user/dispatch.h"
@@ -33,6 +34,7 @@ struct server_socket {
 	const char *path; /* create and listen here; NULL with an inherited fd */
 	int fd;           /* inherited socket (the server takes it over), or -1 */
 	bool listening;   /* @fd listens; else it is one connected front end */
+	mode_t mode;      /* permissions of the socket file made at @path; 0: 0600 */
 };
 
 struct server {

@@ -124,6 +124,7 @@ int systemd_pick_socket(const struct config *cfg, unsigned int index,
 	sock->path = cfg->vms[index].socket_path;
 	sock->fd = -1;
 	sock->listening = true;
+	sock->mode = (mode_t)cfg->vms[index].socket_mode;
 	if (index != 0)
 		return 0;
 	if (cfg->fd >= 0)

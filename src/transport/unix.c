@@ -4,6 +4,14 @@
  * that the daemon never follows a symlink or deletes a file that is not a
  * socket; a socket file is replaced only when connecting to it fails with
  * ECONNREFUSED, i.e. no process is listening there any more.
+ *
+ * The socket file is created with its final permissions: the umask is set
+ * for the bind() alone. A chmod() by name afterwards would follow a symlink
+ * that someone with write access to the directory swapped in after the
+ * bind, and change the mode of whatever file it points at. bind() itself
+ * never follows a symlink (an existing name fails with EADDRINUSE). The
+ * umask is process-wide, but no other thread of the daemon creates files,
+ * so the moment it is changed affects nothing else.
  */
 #include "transport/unix.h"
 
@@ -73,6 +81,18 @@ static int clear_path(const char *path, const struct sockaddr_un *sa, int type)
 	return 0;
 }
 
+/* bind() with the file created as @mode exactly; errno is kept on failure. */
+static int bind_with_mode(int fd, const struct sockaddr_un *sa, mode_t mode)
+{
+	mode_t old = umask(~mode & 0777);
+	int rc = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int err = errno;
+
+	umask(old);
+	errno = err;
+	return rc;
+}
+
 int unix_listen_type(const char *path, mode_t mode, int type)
 {
 	struct sockaddr_un sa;
@@ -87,12 +107,12 @@ int unix_listen_type(const char *path, mode_t mode, int type)
 	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (bind_with_mode(fd, &sa, mode) < 0) {
 		rc = -errno;
 		log_err("cannot bind '%s': %s", path, strerror(-rc));
 		goto err_close;
 	}
-	if (chmod(path, mode) < 0 || listen(fd, 16) < 0) {
+	if (listen(fd, 16) < 0) {
 		rc = -errno;
 		log_err("cannot listen on '%s': %s", path, strerror(-rc));
 		unlink(path);

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -416,7 +417,28 @@ static int handle_set_vring_addr(struct vu_dev *dev, struct vu_msg *msg, struct 
 	return vring_notify(dev, a->index);
 }
 
-/* SET_VRING_KICK / CALL / ERR: replace the ring's eventfd (or "none"). */
+/*
+ * Whether @fd can serve as a ring's eventfd: an anonymous inode (no file
+ * type bits), as eventfds are. That keeps out pipes, FIFOs, sockets,
+ * terminals and files, on which our 8-byte reads and writes could block or
+ * report end-of-file forever; the other anonymous kinds (timerfd, epoll...)
+ * fail those calls at once, which the engines handle. Checked with fstat()
+ * alone, so the sandbox needs nothing more (no /proc lookup).
+ */
+static bool is_eventfd(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == 0;
+}
+
+/*
+ * SET_VRING_KICK / CALL / ERR: replace the ring's eventfd (or "none").
+ * Spec "Ring states"/kernel vhost: these must be eventfds. Anything else is
+ * refused here, for both engines: a pipe or socket the daemon writes call
+ * notifications to blocks its thread once the front end stops reading,
+ * and one it watches for kicks can report end-of-file forever.
+ */
 static int handle_vring_fd(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
 {
 	uint64_t v = msg->payload.u64;
@@ -432,6 +454,11 @@ static int handle_vring_fd(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg
 	vr = vring_at(dev, msg, index);
 	if (!vr)
 		return -EINVAL;
+	if (!(v & VU_VRING_NOFD_MASK) && !is_eventfd(msg->fds[0])) {
+		log_warn("%s: %s: ring %u: the descriptor is not an eventfd", dev->name,
+			 req_name(msg), index);
+		return -EINVAL;
+	}
 	if (msg->hdr.request == VU_REQ_SET_VRING_KICK)
 		slot = &vr->kick_fd;
 	else if (msg->hdr.request == VU_REQ_SET_VRING_CALL)

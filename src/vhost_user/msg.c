@@ -11,6 +11,12 @@
  * of the message); any that arrive with the payload make the message
  * invalid. Received fds are close-on-exec from the start (MSG_CMSG_CLOEXEC).
  *
+ * A message must arrive whole within VU_MSG_DEADLINE_MS of its first byte.
+ * The server's receive timeout only bounds each read, so without this a
+ * front end sending a byte every few seconds would hold the VM's loop for
+ * hours per message; with blocking sockets the bound is the deadline plus
+ * one receive timeout.
+ *
  * Invariant: on every error path the message holds no open fd, so a refused
  * message can never leak one; msg->nfds only counts fds we actually own.
  *
@@ -25,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -184,14 +191,23 @@ static int collect_fds(struct msghdr *mh, int *fds, unsigned int *nfds)
 	return too_many ? -EPROTO : 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * Read exactly @len bytes into @buf, adding received fds to @fds/@nfds.
  * Unless @fds_ok, any fd at all is an error (they belong to no message we
- * accept).
+ * accept). A socket timeout (EAGAIN on a blocking socket), or still
+ * missing bytes after @deadline, is -ETIMEDOUT.
  * Return: bytes read (< @len only on EOF), or a negative errno.
  */
 static ssize_t read_full(int sock, void *buf, size_t len, int *fds, unsigned int *nfds,
-			 bool fds_ok)
+			 bool fds_ok, int64_t deadline)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
@@ -210,7 +226,7 @@ static ssize_t read_full(int sock, void *buf, size_t len, int *fds, unsigned int
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -errno;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 		if (collect_fds(&mh, fds, nfds) < 0) {
 			log_warn("vhost-user: more than %u descriptors attached to a message",
 				 VU_MAX_FDS);
@@ -223,17 +239,34 @@ static ssize_t read_full(int sock, void *buf, size_t len, int *fds, unsigned int
 		if (n == 0)
 			break;
 		done += (size_t)n;
+		if (done < len && now_ms() > deadline)
+			return -ETIMEDOUT;
 	}
 	return (ssize_t)done;
 }
 
-static int recv_header(int sock, struct vu_msg *msg)
+/* The log line for a failed read of the message part @what. */
+static void log_read_error(const struct vu_msg *msg, const char *what, ssize_t n)
 {
-	ssize_t n = read_full(sock, &msg->hdr, VU_HDR_SIZE, msg->fds, &msg->nfds, true);
+	if (n == -EPROTO)
+		return; /* read_full() said why */
+	if (n == -ETIMEDOUT)
+		log_warn("vhost-user: %s: the front end stalled: no complete %s within %u ms",
+			 msg->hdr.request ? vu_request_name(msg->hdr.request) : "message", what,
+			 VU_MSG_DEADLINE_MS);
+	else
+		log_warn("vhost-user: %s: reading the %s: %s",
+			 msg->hdr.request ? vu_request_name(msg->hdr.request) : "message", what,
+			 strerror((int)-n));
+}
+
+static int recv_header(int sock, struct vu_msg *msg, int64_t deadline)
+{
+	ssize_t n = read_full(sock, &msg->hdr, VU_HDR_SIZE, msg->fds, &msg->nfds, true, deadline);
 
 	if (n < 0) {
-		if (n != -EPROTO)
-			log_warn("vhost-user: reading a message header: %s", strerror((int)-n));
+		memset(&msg->hdr, 0, sizeof(msg->hdr)); /* a partial header names nothing */
+		log_read_error(msg, "header", n);
 		return (int)n;
 	}
 	if (n == 0)
@@ -245,7 +278,7 @@ static int recv_header(int sock, struct vu_msg *msg)
 	return 0;
 }
 
-static int recv_payload(int sock, struct vu_msg *msg)
+static int recv_payload(int sock, struct vu_msg *msg, int64_t deadline)
 {
 	int stray[VU_MAX_FDS];
 	unsigned int nstray = 0;
@@ -259,13 +292,11 @@ static int recv_payload(int sock, struct vu_msg *msg)
 	}
 	if (msg->hdr.size == 0)
 		return 0;
-	n = read_full(sock, msg->payload.raw, msg->hdr.size, stray, &nstray, false);
+	n = read_full(sock, msg->payload.raw, msg->hdr.size, stray, &nstray, false, deadline);
 	for (unsigned int i = 0; i < nstray; i++)
 		close(stray[i]);
 	if (n < 0) {
-		if (n != -EPROTO)
-			log_warn("vhost-user: %s: reading the payload: %s",
-				 vu_request_name(msg->hdr.request), strerror((int)-n));
+		log_read_error(msg, "payload", n);
 		return (int)n;
 	}
 	if ((size_t)n < msg->hdr.size) {
@@ -278,6 +309,7 @@ static int recv_payload(int sock, struct vu_msg *msg)
 
 int vu_msg_recv(int sock, struct vu_msg *msg)
 {
+	int64_t deadline;
 	int rc;
 
 	memset(&msg->hdr, 0, sizeof(msg->hdr));
@@ -285,11 +317,12 @@ int vu_msg_recv(int sock, struct vu_msg *msg)
 	for (unsigned int i = 0; i < VU_MAX_FDS; i++)
 		msg->fds[i] = -1;
 
-	rc = recv_header(sock, msg);
+	deadline = now_ms() + VU_MSG_DEADLINE_MS;
+	rc = recv_header(sock, msg, deadline);
 	if (rc == 0)
 		rc = check_flags(&msg->hdr);
 	if (rc == 0)
-		rc = recv_payload(sock, msg);
+		rc = recv_payload(sock, msg, deadline);
 	if (rc < 0)
 		vu_msg_close_fds(msg);
 	return rc;
@@ -343,8 +376,9 @@ int vu_msg_send(int sock, const struct vu_msg *msg)
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* a blocking socket's send timeout: the front end stopped reading */
 		if (n < 0)
-			return -errno;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 		if (n == 0)
 			return -EIO;
 		fds_sent = true;

@@ -10,18 +10,23 @@
 
 #include "vhost_user/proto.h"
 
+/* A message must be complete this long after its first byte was read. */
+#define VU_MSG_DEADLINE_MS 5000u
+
 /**
  * vu_msg_recv() - read one whole message (header, payload, fds).
  * Return: 0; -ECONNRESET on a clean EOF before the header; -EPROTO or
  * -EBADMSG for a malformed message (truncated, too large, bad flags,
- * MSG_CTRUNC); other negative errno from the socket. On any error no fd
- * from the message stays open.
+ * MSG_CTRUNC); -ETIMEDOUT when the socket's receive timeout expired or the
+ * message was not complete within VU_MSG_DEADLINE_MS; other negative errno
+ * from the socket. On any error no fd from the message stays open.
  */
 int vu_msg_recv(int sock, struct vu_msg *msg);
 
 /**
  * vu_msg_send() - write hdr + hdr.size payload bytes and msg->nfds fds.
- * Return: 0 or a negative errno.
+ * Return: 0, -ETIMEDOUT when the socket's send timeout expired (the peer
+ * does not read), or another negative errno.
  */
 int vu_msg_send(int sock, const struct vu_msg *msg);
 

@@ -440,6 +440,14 @@ int vq_pop(struct vq *vq, struct iovec *iov, unsigned int iov_max, struct vq_ele
 	return 0;
 }
 
+void vq_unpop(struct vq *vq, unsigned int n)
+{
+	if (n > vq->inflight)
+		n = vq->inflight;
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+	vq->inflight -= n;
+}
+
 int vq_push(struct vq *vq, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *e;

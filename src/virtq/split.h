@@ -137,6 +137,15 @@ uint16_t vq_last_avail(const struct vq *vq);
 int vq_pop(struct vq *vq, struct iovec *iov, unsigned int iov_max, struct vq_elem *elem);
 
 /**
+ * vq_unpop() - give back the @n chains popped last, unused: they are
+ * popped again (descriptors read afresh) by the next vq_pop() calls. For a
+ * caller that took chains ahead of a read that did not reach them.
+ * @n must not exceed the chains popped since the last vq_push() of a
+ * later one (a caller bug otherwise: clamped to the chains in flight).
+ */
+void vq_unpop(struct vq *vq, unsigned int n);
+
+/**
  * vq_push() - write a used ring entry for chain @head with @len bytes
  * written into its writable part (at most the chain's in_len, virtio 1.2
  * §2.7.8.2). Not visible to the guest until vq_flush().

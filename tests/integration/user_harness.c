@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #define CHUNK_MAX 40000u
+#define UH_MAX_ARGS 64u
+/* start and stop bounds: a daemon under valgrind is slow at both */
+#define UH_DAEMON_MS 20000
 #define SLICE_MS 2
 
 const char *uh_daemon_path;
@@ -60,6 +63,44 @@ static int add_arg(char **argv, unsigned int *n, unsigned int max, char *arg)
 	return 0;
 }
 
+/* The words of environment variable @name, each added to argv; the text is kept in @buf. */
+static int add_env_words(const char *name, char *buf, size_t size, char **argv, unsigned int *n,
+			 unsigned int max)
+{
+	const char *w = getenv(name);
+	char *save = NULL;
+	int rc = 0;
+
+	if (!w || !w[0])
+		return 0;
+	if (strlen(w) >= size)
+		return -E2BIG;
+	strcpy(buf, w);
+	for (char *t = strtok_r(buf, " ", &save); t && rc == 0; t = strtok_r(NULL, " ", &save))
+		rc = add_arg(argv, n, max, t);
+	return rc;
+}
+
+/*
+ * VUV_DAEMON_WRAPPER="/usr/bin/valgrind --error-exitcode=1 ..." runs the
+ * daemon under that program (words split at spaces; the first must be an
+ * absolute path: tfe_daemon_start() uses execv). The wrapper must run the
+ * daemon in its own process, as valgrind does, so that the pid the tests
+ * watch (fds, memory) is the daemon's. VUV_DAEMON_ARGS adds options to
+ * every run (valgrind needs "--sandbox none": it cannot run seccomp).
+ */
+int uh_daemon_argv(char **argv, unsigned int *n, unsigned int max)
+{
+	static char wrapper[512], args[256];
+	int rc = add_env_words("VUV_DAEMON_WRAPPER", wrapper, sizeof(wrapper), argv, n, max);
+
+	if (rc == 0)
+		rc = add_arg(argv, n, max, (char *)uh_daemon_path);
+	if (rc == 0)
+		rc = add_env_words("VUV_DAEMON_ARGS", args, sizeof(args), argv, n, max);
+	return rc;
+}
+
 static int wait_sockets(struct uh *h)
 {
 	int64_t deadline = tfe_now_ms() + 5000;
@@ -78,7 +119,7 @@ int uh_start(struct uh *h, const struct uh_vm_spec *specs, unsigned int n, bool 
 	     const char *const *extra)
 {
 	static char vmspec[UH_MAX_VMS][400], cid[24];
-	char *argv[40];
+	char *argv[UH_MAX_ARGS];
 	unsigned int na = 0;
 	int rc = 0;
 
@@ -90,32 +131,33 @@ int uh_start(struct uh *h, const struct uh_vm_spec *specs, unsigned int n, bool 
 		return -errno;
 	snprintf(h->log, sizeof(h->log), "%s/daemon.log", h->dir);
 	h->nvms = n;
-	argv[na++] = (char *)uh_daemon_path;
+	rc = uh_daemon_argv(argv, &na, UH_MAX_ARGS);
 	for (unsigned int i = 0; i < n; i++) {
 		h->cid[i] = specs[i].cid;
 		snprintf(h->sock[i], sizeof(h->sock[i]), "%s/vm%u.sock", h->dir, i);
 		snprintf(h->uds[i], sizeof(h->uds[i]), "%s/vm%u.vsock", h->dir, i);
-		snprintf(vmspec[i], sizeof(vmspec[i]), "socket=%s,guest-cid=%llu,uds-path=%s%s%s",
+		snprintf(vmspec[i], sizeof(vmspec[i]), "socket=%s,guest-cid=%llu,uds-path=%s%s%s%s%s",
 			 h->sock[i], (unsigned long long)specs[i].cid, h->uds[i],
-			 specs[i].groups ? ",groups=" : "", specs[i].groups ? specs[i].groups : "");
+			 specs[i].groups ? ",groups=" : "", specs[i].groups ? specs[i].groups : "",
+			 specs[i].keys ? "," : "", specs[i].keys ? specs[i].keys : "");
 	}
 	if (single && n == 1) {
 		snprintf(cid, sizeof(cid), "%llu", (unsigned long long)specs[0].cid);
 		char *args[] = { "--socket", h->sock[0], "--guest-cid", cid, "--uds-path", h->uds[0] };
 
 		for (unsigned int i = 0; rc == 0 && i < 6; i++)
-			rc = add_arg(argv, &na, 40, args[i]);
+			rc = add_arg(argv, &na, UH_MAX_ARGS, args[i]);
 	} else {
 		for (unsigned int i = 0; rc == 0 && i < n; i++) {
-			rc = add_arg(argv, &na, 40, "--vm");
+			rc = add_arg(argv, &na, UH_MAX_ARGS, "--vm");
 			if (rc == 0)
-				rc = add_arg(argv, &na, 40, vmspec[i]);
+				rc = add_arg(argv, &na, UH_MAX_ARGS, vmspec[i]);
 		}
 	}
 	for (unsigned int i = 0; rc == 0 && extra && extra[i]; i++)
-		rc = add_arg(argv, &na, 40, (char *)extra[i]);
+		rc = add_arg(argv, &na, UH_MAX_ARGS, (char *)extra[i]);
 	if (rc == 0)
-		rc = tfe_daemon_start(&h->d, argv, h->sock[0], h->log, 5000);
+		rc = tfe_daemon_start(&h->d, argv, h->sock[0], h->log, UH_DAEMON_MS);
 	if (rc == 0) {
 		watched_pid = h->d.pid;
 		rc = wait_sockets(h);
@@ -128,21 +170,35 @@ bool uh_alive(struct uh *h)
 	return tfe_daemon_alive(&h->d);
 }
 
+/* Occurrences of @text in the log, read in chunks (logs of long runs exceed any buffer). */
 static unsigned int log_count(const struct uh *h, const char *text)
 {
-	static char buf[1 << 20];
+	char buf[65536 + 1];
+	size_t tlen = strlen(text), keep = 0, len;
 	FILE *f = fopen(h->log, "r");
 	unsigned int n = 0;
-	size_t len;
 
-	if (!f)
+	if (!f || tlen == 0 || tlen >= sizeof(buf) / 2) {
+		if (f)
+			fclose(f);
 		return 0;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
+	}
+	while ((len = fread(buf + keep, 1, sizeof(buf) - 1 - keep, f)) > 0) {
+		len += keep;
+		buf[len] = '\0';
+		for (const char *p = buf; (p = strstr(p, text)) != NULL; p++)
+			n++;
+		/* a match may straddle chunks: carry the tail that cannot hold a whole one */
+		keep = tlen - 1 < len ? tlen - 1 : len;
+		memmove(buf, buf + len - keep, keep);
+	}
 	fclose(f);
-	buf[len] = '\0';
-	for (const char *p = buf; (p = strstr(p, text)) != NULL; p++)
-		n++;
 	return n;
+}
+
+unsigned int uh_log_count(const struct uh *h, const char *text)
+{
+	return log_count(h, text);
 }
 
 bool uh_log_has(const struct uh *h, const char *text)
@@ -211,7 +267,7 @@ static int check_files_gone(const struct uh *h)
 int uh_stop(struct uh *h)
 {
 	bool alive = uh_alive(h);
-	int rc = tfe_daemon_stop(&h->d, 5000);
+	int rc = tfe_daemon_stop(&h->d, UH_DAEMON_MS);
 
 	watched_pid = 0;
 	if (!alive) {

@@ -28,6 +28,7 @@
 struct uh_vm_spec {
 	uint64_t cid;
 	const char *groups;      /* NULL: default */
+	const char *keys;        /* more --vm keys ("tx-buffer-size=4096,..."), or NULL */
 };
 
 /* The daemon and where its sockets are. */
@@ -62,6 +63,14 @@ int uh_args(int argc, char **argv);
 void uh_watchdog(unsigned int seconds);
 
 /**
+ * uh_daemon_argv() - the start of a command line that runs the daemon:
+ * the words of VUV_DAEMON_WRAPPER (e.g. valgrind), uh_daemon_path, the
+ * words of VUV_DAEMON_ARGS; added to @argv at *@n (NULL-terminated).
+ * Return: 0 or -E2BIG.
+ */
+int uh_daemon_argv(char **argv, unsigned int *n, unsigned int max);
+
+/**
  * uh_start() - run the daemon with one --vm per @specs entry (or the
  * single-device options when @n is 1 and @single), plus @extra options.
  * Return: 0 or negative errno.
@@ -77,6 +86,9 @@ int uh_stop(struct uh *h);
 
 /** uh_alive() - Return: whether the daemon still runs. */
 bool uh_alive(struct uh *h);
+
+/** uh_log_count() - Return: how many times the daemon's log (h->log) contains @text. */
+unsigned int uh_log_count(const struct uh *h, const char *text);
 
 /** uh_log_has() - Return: whether the daemon's log contains @text. */
 bool uh_log_has(const struct uh *h, const char *text);

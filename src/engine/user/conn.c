@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "engine/user/hybrid_proto.h"
+#include "engine/user/stats.h"
 #include "util/log.h"
 
 /* conn_emit_*(): the state changed (end of stream, reset, dropped message); look again. */
@@ -635,6 +636,8 @@ static uint32_t rx_slot_area(const struct conn *c, struct rx_slot *s, size_t cap
 static void conn_emit_rw(struct conn *c, struct rx_slot *s, uint32_t n, uint32_t flags)
 {
 	credit_tx_sent(&c->cr, n);
+	if (credit_peer_free(&c->cr) == 0)
+		USTATS_ADD(credit_stalls, 1); /* host data now waits for the guest's credit */
 	conn_emit(c, s, VSOCK_OP_RW, flags, n);
 }
 
@@ -648,22 +651,114 @@ static int conn_host_eof(struct conn *c, uint64_t now_ms)
 	return CONN_RETRY;
 }
 
-static int conn_emit_stream(struct conn *c, struct rx_slot *s, uint64_t now_ms)
+/* Stream data over more than one rx buffer (conn_fill_rxv()). */
+struct rx_more {
+	struct conn_rxbufs *rb;
+	unsigned int n;                 /* buffers the read may fill, the first included */
+	uint32_t room[CONN_RXV_MAX + 1];/* payload bytes each takes */
+	struct iovec v[CONN_RXV_IOV];   /* every payload area, in order */
+	size_t nv;
+};
+
+/* The next buffer of the batch, taken from the caller if need be. */
+static struct conn_rxbuf *rx_next_buf(struct rx_more *m)
 {
+	struct conn_rxbufs *rb = m->rb;
+
+	if (m->n > CONN_RXV_MAX)
+		return NULL;
+	if (m->n < rb->n)
+		return &rb->buf[m->n];
+	if (rb->n == rb->max || !rb->more || !rb->more(rb))
+		return NULL;
+	return &rb->buf[m->n];
+}
+
+/*
+ * The payload areas of the first buffer and of as many more as the
+ * guest's credit and the iovec array allow, side by side for one readv;
+ * each buffer stays a packet of its own (header first, at most 64 KiB).
+ * Return: the room of them all.
+ */
+static uint32_t rx_more_area(const struct conn *c, const struct rx_slot *s, struct rx_more *m)
+{
+	uint32_t credit = credit_peer_free(&c->cr) - s->room, total = s->room;
+	struct conn_rxbuf *b;
+
+	memcpy(m->v, s->dst, s->nd * sizeof(*s->dst));
+	m->nv = s->nd;
+	m->room[0] = s->room;
+	for (m->n = 1; credit && m->nv < CONN_RXV_IOV && (b = rx_next_buf(m)) != NULL; m->n++) {
+		size_t cap = pkt_iov_len(b->iov, b->niov), nd;
+		size_t room = cap > VSOCK_HDR_LEN ? cap - VSOCK_HDR_LEN : 0;
+
+		if (room > credit)
+			room = credit;
+		if (room > VSOCK_MAX_PKT_LEN)
+			room = VSOCK_MAX_PKT_LEN;
+		room = pkt_iov_slice(b->iov, b->niov, VSOCK_HDR_LEN, room, m->v + m->nv,
+				     CONN_RXV_IOV - m->nv, &nd);
+		if (!room)
+			break; /* a bare header buffer: it ends the batch */
+		m->room[m->n] = (uint32_t)room;
+		m->nv += nd;
+		credit -= (uint32_t)room;
+		total += (uint32_t)room;
+	}
+	return total;
+}
+
+/* Cut the @n bytes read into packets, one per buffer, in order. Return: buffers used. */
+static unsigned int rx_spread(struct conn *c, struct rx_slot *s, struct rx_more *m, uint32_t n)
+{
+	uint32_t part = n < s->room ? n : s->room;
+	unsigned int k;
+
+	conn_emit_rw(c, s, part, 0);
+	n -= part;
+	for (k = 1; n && k < m->n; k++) {
+		struct conn_rxbuf *b = &m->rb->buf[k];
+		struct pkt_hdr h;
+		struct rx_slot t = { .rx = b->iov, .nrx = b->niov, .out = &h, .len = &b->len };
+
+		part = n < m->room[k] ? n : m->room[k];
+		conn_emit_rw(c, &t, part, 0);
+		n -= part;
+	}
+	return k;
+}
+
+/*
+ * Host bytes straight into the guest's buffers: after a read that filled
+ * its buffers, as many as one readv fills. A short read means the socket
+ * was empty: stop until it is readable again (level-triggered, so nothing
+ * is missed), which spares the read that would only say EAGAIN.
+ * Return: 0 (buffers used in *used), -EAGAIN, or CONN_RETRY.
+ */
+static int conn_emit_stream(struct conn *c, struct rx_slot *s, struct conn_rxbufs *rb,
+			    unsigned int *used, uint64_t now_ms)
+{
+	struct rx_more m = { .rb = rb, .n = 1 };
+	uint32_t total = c->host_bulk ? rx_more_area(c, s, &m) : s->room;
 	unsigned int fl = 0;
-	ssize_t n = c->host.ops->readv(&c->host, s->dst, (int)s->nd, &fl);
+	ssize_t n = m.n > 1 ? c->host.ops->readv(&c->host, m.v, (int)m.nv, &fl)
+			    : c->host.ops->readv(&c->host, s->dst, (int)s->nd, &fl);
 
 	if (n == -EAGAIN) {
 		c->host_readable = false;
+		c->host_bulk = false;
 		return -EAGAIN;
 	}
-	if (n < 0 || n > (ssize_t)s->room) {
+	if (n < 0 || n > (ssize_t)total) {
 		conn_reset(c, n < 0 ? (int)n : -EIO);
 		return CONN_RETRY;
 	}
 	if (n == 0)
 		return conn_host_eof(c, now_ms);
-	conn_emit_rw(c, s, (uint32_t)n, 0);
+	c->host_bulk = (uint32_t)n == total;
+	if (!c->host_bulk)
+		c->host_readable = false;
+	*used = rx_spread(c, s, &m, (uint32_t)n);
 	return 0;
 }
 
@@ -765,20 +860,22 @@ static int conn_emit_seq(struct conn *c, struct rx_slot *s, uint64_t now_ms)
 	return conn_read_msg(c, s, (uint32_t)l);
 }
 
-int conn_fill_rx(struct conn *c, const struct iovec *rx, size_t nrx, struct pkt_hdr *out,
-		 size_t *len, uint64_t now_ms)
+int conn_fill_rxv(struct conn *c, struct conn_rxbufs *rb, struct pkt_hdr *out, uint64_t now_ms)
 {
-	struct rx_slot s = { .rx = rx, .nrx = nrx, .out = out, .len = len };
-	size_t cap = pkt_iov_len(rx, nrx);
+	struct conn_rxbuf *b0 = &rb->buf[0];
+	struct rx_slot s = { .rx = b0->iov, .nrx = b0->niov, .out = out, .len = &b0->len };
+	size_t cap = pkt_iov_len(b0->iov, b0->niov);
 
+	b0->len = 0;
 	if (cap < VSOCK_HDR_LEN)
 		return -ENOBUFS;
 	/* A round may end the stream or reset, which leaves a control packet. */
 	for (int round = 0; round < 3; round++) {
+		unsigned int used = 1;
 		int rc;
 
 		if (c->rxops)
-			return conn_emit_ctrl(c, &s);
+			return conn_emit_ctrl(c, &s) < 0 ? -EAGAIN : 1;
 		if (!conn_may_read_host(c))
 			return -EAGAIN;
 		if (!rx_slot_area(c, &s, cap))
@@ -786,11 +883,24 @@ int conn_fill_rx(struct conn *c, const struct iovec *rx, size_t nrx, struct pkt_
 		if (c->type == VSOCK_TYPE_SEQPACKET)
 			rc = conn_emit_seq(c, &s, now_ms);
 		else
-			rc = conn_emit_stream(c, &s, now_ms);
+			rc = conn_emit_stream(c, &s, rb, &used, now_ms);
 		if (rc != CONN_RETRY)
-			return rc;
+			return rc < 0 ? rc : (int)used;
 	}
 	return -EAGAIN;
+}
+
+int conn_fill_rx(struct conn *c, const struct iovec *rx, size_t nrx, struct pkt_hdr *out,
+		 size_t *len, uint64_t now_ms)
+{
+	struct conn_rxbuf b = { .iov = rx, .niov = nrx };
+	struct conn_rxbufs rb = { .buf = &b, .n = 1, .max = 1 };
+	int rc = conn_fill_rxv(c, &rb, out, now_ms);
+
+	if (rc < 0)
+		return rc;
+	*len = b.len;
+	return 0;
 }
 
 /* ---- events from the caller ---------------------------------------------- */
@@ -880,4 +990,18 @@ bool conn_is_done(const struct conn *c)
 void *conn_host_ctx(const struct conn *c)
 {
 	return c->host.ops ? c->host.ctx : NULL;
+}
+
+/* Counted by the VM thread that runs (stats.h); NULL: nothing counted. */
+_Thread_local struct ustats *ustats_cur;
+
+void conn_describe(const struct conn *c, struct ustats_conn *out)
+{
+	out->local_port = c->local_port;
+	out->peer_port = c->peer_port;
+	out->seqpacket = c->type == VSOCK_TYPE_SEQPACKET;
+	out->state = conn_state_name(c->state);
+	out->buffered_to_host = c->tx.len > c->tx.pre ? c->tx.len - c->tx.pre : 0;
+	out->buffered_to_guest = c->seq_out.data ? c->seq_out.len - c->seq_out.off : 0;
+	out->guest_credit = credit_peer_free(&c->cr);
 }

@@ -31,8 +31,9 @@
  *
  * Host → guest: pending control packets first (rxops bitmask, in the
  * order RST (alone), RESPONSE, REQUEST, CREDIT_UPDATE, SHUTDOWN), then data
- * read from the host straight into the guest's rx buffer, never more than
- * the guest's credit, the buffer, or 64 KiB. SEQPACKET messages larger
+ * read from the host straight into the guest's rx buffers (one readv may
+ * fill several, each a packet), never more than the guest's credit, the
+ * buffer, or 64 KiB per packet. SEQPACKET messages larger
  * than that are split; only the last fragment carries EOM/EOR.
  *
  * Bounds: per connection at most buf_alloc (+16) bytes toward the host,
@@ -125,6 +126,7 @@ struct conn {
 	uint8_t peer_shut;     /* VSOCK_SHUTDOWN_* the guest announced */
 	bool host_wr_shut;     /* shutdown_wr() done on the host stream */
 	bool host_readable;    /* host said readable and no read hit -EAGAIN since */
+	bool host_bulk;        /* the last host read filled every buffer: batch the next */
 	bool announced;        /* the guest has heard of this connection */
 	uint64_t deadline_ms;  /* 0 = none; else when conn_timeout() acts */
 	struct credit cr;
@@ -200,6 +202,43 @@ int conn_recv(struct conn *c, const struct pkt_hdr *h, const struct iovec *paylo
  */
 int conn_fill_rx(struct conn *c, const struct iovec *rx, size_t nrx, struct pkt_hdr *out,
 		 size_t *len, uint64_t now_ms);
+
+/* conn_fill_rxv(): most extra buffers one host read may fill, and iovecs it may use. */
+#define CONN_RXV_MAX 64u
+#define CONN_RXV_IOV 256u
+
+/* One guest rx buffer for conn_fill_rxv(). */
+struct conn_rxbuf {
+	const struct iovec *iov; /* device-writable */
+	size_t niov;
+	size_t len;              /* out: used length (44 + payload), 0 when unused */
+};
+
+/* The rx buffers of one conn_fill_rxv(): the first given, more taken on demand. */
+struct conn_rxbufs {
+	struct conn_rxbuf *buf;  /* buf[0] is given; more() appends */
+	unsigned int n;          /* buffers taken so far (>= 1) */
+	unsigned int max;        /* capacity of @buf */
+	/* take one more buffer into buf[n]; false when there is none (may still count it) */
+	bool (*more)(struct conn_rxbufs *rb);
+	void *ctx;               /* the caller's */
+};
+
+/**
+ * conn_fill_rxv() - conn_fill_rx() over one or more rx buffers.
+ * @c: the connection
+ * @rb: the buffers; more() is called only to plan a host read
+ * @out: receives the header written into the first buffer
+ * @now_ms: monotonic clock
+ *
+ * A control packet or SEQPACKET data takes the first buffer. Stream data
+ * from a host that filled its last read takes further buffers, as the
+ * guest's credit allows (up to CONN_RXV_MAX more), and one readv() puts the
+ * data straight into their payload areas, each buffer a packet of its own.
+ * Return: buffers filled (>= 1, always buf[0..n)), -EAGAIN or -ENOBUFS as
+ * conn_fill_rx(). Buffers taken and not filled are the caller's to return.
+ */
+int conn_fill_rxv(struct conn *c, struct conn_rxbufs *rb, struct pkt_hdr *out, uint64_t now_ms);
 
 /**
  * conn_flush() - the host stream is writable: push buffered guest bytes.

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "engine/user/stats.h"
 #include "util/log.h"
 
 #define PORT_ANY UINT32_MAX /* VMADDR_PORT_ANY: never a real port */
@@ -282,8 +283,10 @@ enum conn_table_rc conn_table_recv(struct conn_table *t, const struct pkt_hdr *h
 	case PKT_DROP:
 		log_debug("vsock: dropping misaddressed %s from cid %llu", pkt_op_name(h->op),
 			  (unsigned long long)h->src_cid);
+		USTATS_ADD(bad_packets, 1);
 		return CT_DONE;
 	case PKT_RST:
+		USTATS_ADD(bad_packets, 1);
 		reject(t, h, now_ms);
 		return CT_DONE;
 	case PKT_OK:
@@ -412,23 +415,39 @@ static int fill_owed_rst(struct conn_table *t, const struct iovec *rx, size_t nr
 	return 0;
 }
 
-int conn_table_fill_rx(struct conn_table *t, const struct iovec *rx, size_t nrx,
-		       struct pkt_hdr *out, size_t *len, uint64_t now_ms)
+int conn_table_fill_rxv(struct conn_table *t, struct conn_rxbufs *rb, struct pkt_hdr *out,
+			uint64_t now_ms)
 {
-	if (t->rst_count)
-		return fill_owed_rst(t, rx, nrx, out, len);
+	if (t->rst_count) {
+		int rc = fill_owed_rst(t, rb->buf[0].iov, rb->buf[0].niov, out, &rb->buf[0].len);
+
+		return rc < 0 ? rc : 1;
+	}
 	/* One pass at most: a connection that yields nothing goes to the back. */
-	for (uint32_t n = t->ready_count; n > 0 && t->ready_head; n--) {
+	for (uint32_t i = t->ready_count; i > 0 && t->ready_head; i--) {
 		struct conn *c = t->ready_head;
 		int rc;
 
 		ready_unlink(t, c);
-		rc = conn_fill_rx(c, rx, nrx, out, len, now_ms);
+		rc = conn_fill_rxv(c, rb, out, now_ms);
 		conn_table_settle(t, c);
 		if (rc != -EAGAIN)
 			return rc;
 	}
 	return -EAGAIN;
+}
+
+int conn_table_fill_rx(struct conn_table *t, const struct iovec *rx, size_t nrx,
+		       struct pkt_hdr *out, size_t *len, uint64_t now_ms)
+{
+	struct conn_rxbuf b = { .iov = rx, .niov = nrx };
+	struct conn_rxbufs rb = { .buf = &b, .n = 1, .max = 1 };
+	int rc = conn_table_fill_rxv(t, &rb, out, now_ms);
+
+	if (rc < 0)
+		return rc;
+	*len = b.len;
+	return 0;
 }
 
 void conn_table_host_event(struct conn_table *t, struct conn *c, bool readable, bool writable,
@@ -477,4 +496,13 @@ bool conn_table_tx_blocked(const struct conn_table *t)
 bool conn_table_has_rx(const struct conn_table *t)
 {
 	return t->rst_count || t->ready_head;
+}
+
+void conn_table_foreach(const struct conn_table *t, void (*fn)(void *ctx, const struct conn *c),
+			void *ctx)
+{
+	for (uint32_t b = 0; b < t->nbuckets; b++) {
+		for (const struct conn *c = t->buckets[b]; c; c = c->hnext)
+			fn(ctx, c);
+	}
 }

@@ -212,6 +212,23 @@ int conn_table_fill_rx(struct conn_table *t, const struct iovec *rx, size_t nrx,
 		       struct pkt_hdr *out, size_t *len, uint64_t now_ms);
 
 /**
+ * conn_table_fill_rxv() - conn_table_fill_rx() over one or more rx buffers:
+ * an owed RST or a control packet takes the first, stream data as many as
+ * one host read fills (conn_fill_rxv()).
+ * @t: the table
+ * @rb: the buffers (buf[0] given, more taken on demand)
+ * @out: receives the header written into the first buffer
+ * @now_ms: monotonic clock
+ *
+ * Return: buffers filled (>= 1, the first ones, all for one connection),
+ * -EAGAIN when nothing is pending, -ENOBUFS when the first buffer is too
+ * small for what is pending (nothing written). Buffers taken and not
+ * filled are the caller's to return.
+ */
+int conn_table_fill_rxv(struct conn_table *t, struct conn_rxbufs *rb, struct pkt_hdr *out,
+			uint64_t now_ms);
+
+/**
  * conn_table_host_event() - the host stream of @c is readable and/or writable.
  * @t: the table
  * @c: the connection (may be freed by this call)

@@ -14,9 +14,15 @@
  * A popped chain that cannot be used yet (a ready connection turned out to
  * have nothing after all, a sibling inbox is full) is held, not returned:
  * it is used first next time, and "un-popped" (the ring's position moved
- * back by one) when the ring stops or moves to a new memory table. Only
- * one chain per ring is ever in flight, since each is pushed as soon as it
- * is handled.
+ * back by one) when the ring stops or moves to a new memory table. Between
+ * events at most one chain per ring is in flight, since each is pushed as
+ * soon as it is handled.
+ *
+ * One read from a host socket may fill several rx buffers (conn_fill_rxv()):
+ * the connection asks for more chains while it plans the read (rx_more()),
+ * and those the read did not reach are un-popped right after (vq_unpop()),
+ * so the rule above holds and a guest sees the same lazy device: one
+ * system call per batch instead of one per 4 KiB buffer.
  *
  * Kick eventfds are duplicated before they are watched: the front end's
  * copy may be closed by the vhost-user layer at any time, and an epoll
@@ -40,6 +46,7 @@
 #include <unistd.h>
 
 #include "engine/user/hybrid_proto.h"
+#include "engine/user/stats.h"
 #include "engine/user/stream.h"
 #include "util/log.h"
 
@@ -48,6 +55,18 @@
 #define RING_TX 1u
 #define UDEV_CONFIG_SIZE 8u /* struct virtio_vsock_config: le64 guest_cid */
 #define SEQPACKET_BIT BIT64(VIRTIO_VSOCK_F_SEQPACKET)
+/* Most rx chains one host read may fill: 128 KiB in Linux's 4 KiB buffers. */
+#define UDEV_RX_BATCH 32u
+
+/* One rx fill: the ring's current chain (r->e) and the extra chains taken for it. */
+struct udev_rxbatch {
+	struct udev_ring *r;
+	struct conn_rxbufs rb;
+	struct conn_rxbuf buf[UDEV_RX_BATCH];  /* [0]: r->e; then the extra chains */
+	struct vq_elem e[UDEV_RX_BATCH];       /* [0] unused */
+	struct iovec *iov[UDEV_RX_BATCH];      /* [0] unused; UDEV_IOV_MAX entries each */
+	struct iovec *block;                   /* the arrays, one allocation */
+};
 
 /* tx_batch() results */
 enum { TX_EMPTY, TX_STOPPED, TX_BUDGET, TX_BROKEN };
@@ -93,6 +112,8 @@ struct hostep {
 	struct loop_watch w;
 	struct hostep *dprev, *dnext;
 	bool dirty;
+	uint64_t to_host, from_host; /* bytes on the socket (stats.h) */
+	uint64_t born_ms;
 };
 
 static void ep_mark(struct hostep *ep)
@@ -123,10 +144,22 @@ static void ep_unmark(struct hostep *ep)
 	ep->dirty = false;
 }
 
+/* Bytes moved and failures, for the stats (an -EAGAIN is no failure). */
+static ssize_t ep_count(ssize_t n, uint64_t *bytes)
+{
+	if (n > 0)
+		*bytes += (uint64_t)n;
+	else if (n < 0 && n != -EAGAIN)
+		USTATS_ADD(host_errors, 1);
+	return n;
+}
+
 static ssize_t ep_readv(struct stream *s, const struct iovec *iov, int niov, unsigned int *flags)
 {
-	ep_mark(s->ctx);
-	return stream_unix_ops.readv(s, iov, niov, flags);
+	struct hostep *ep = s->ctx;
+
+	ep_mark(ep);
+	return ep_count(stream_unix_ops.readv(s, iov, niov, flags), &ep->from_host);
 }
 
 static ssize_t ep_peek_len(struct stream *s)
@@ -137,8 +170,10 @@ static ssize_t ep_peek_len(struct stream *s)
 
 static ssize_t ep_writev(struct stream *s, const struct iovec *iov, int niov, unsigned int flags)
 {
-	ep_mark(s->ctx);
-	return stream_unix_ops.writev(s, iov, niov, flags);
+	struct hostep *ep = s->ctx;
+
+	ep_mark(ep);
+	return ep_count(stream_unix_ops.writev(s, iov, niov, flags), &ep->to_host);
 }
 
 static int ep_shutdown_wr(struct stream *s)
@@ -178,6 +213,7 @@ static struct hostep *ep_new(struct udev *d, int fd, struct stream *s)
 	ep->d = d;
 	ep->fd = fd;
 	ep->w.fd = -1;
+	ep->born_ms = hybrid_now_ms();
 	*s = (struct stream){ .ops = &ep_ops, .ctx = ep, .fd = fd };
 	return ep;
 }
@@ -292,18 +328,23 @@ static void guest_connect(struct udev *d, const struct pkt_hdr *req)
 		glog(d, LOG_LVL_INFO, "%s: guest port %u -> host port %u refused (%s_%u: %s)",
 		     d->cfg.name, req->src_port, req->dst_port, d->cfg.uds_path, req->dst_port,
 		     strerror(-fd));
+		USTATS_ADD(refused_connects, 1);
 		conn_table_refuse(&d->ct, req);
 		return;
 	}
 	ep = ep_new(d, fd, &s);
 	if (!ep) {
+		USTATS_ADD(refused_connects, 1);
 		conn_table_refuse(&d->ct, req);
 		return;
 	}
 	if (conn_table_accept(&d->ct, req, &s, &c) == 0) {
 		ep->c = c;
 		ep_mark(ep);
+		USTATS_ADD(conns_opened, 1);
 		log_debug("%s: guest port %u connected to %s", d->cfg.name, req->src_port, path);
+	} else {
+		USTATS_ADD(refused_connects, 1);
 	}
 }
 
@@ -338,10 +379,12 @@ static void host_connect(void *ctx, int fd, int type, uint32_t port)
 	if (rc < 0) {
 		glog(d, LOG_LVL_INFO, "%s: host client for guest port %u closed: %s", d->cfg.name,
 		     port, strerror(-rc));
+		USTATS_ADD(refused_connects, 1);
 		return;
 	}
 	ep->c = c;
 	ep_mark(ep);
+	USTATS_ADD(conns_opened, 1);
 	pump(d);
 }
 
@@ -525,6 +568,7 @@ static void dev_fail(struct udev *d, struct udev_ring *r)
 	if (err_fd >= 0)
 		eventfd_write(err_fd, 1);
 	d->failed = true;
+	USTATS_ADD(broken_rings, 1);
 	for (unsigned int i = 0; i < UDEV_NRINGS; i++)
 		ring_stop(d, &d->ring[i]);
 	close_all(d, "ring broken");
@@ -545,7 +589,9 @@ static bool tx_sibling(struct udev *d, const struct pkt_hdr *h, const struct iov
 			return false;
 		glog(d, LOG_LVL_WARN, "%s: CID %llu takes no packets: %s dropped", d->cfg.name,
 		     (unsigned long long)h->dst_cid, pkt_op_name(h->op));
+		USTATS_ADD(sibling_drops, 1);
 	} else if (rc < 0) {
+		USTATS_ADD(sibling_drops, 1);
 		log_debug("%s: %s to CID %llu dropped: %s", d->cfg.name, pkt_op_name(h->op),
 			  (unsigned long long)h->dst_cid,
 			  rc == -ENOTCONN ? "its device is not running" : "no such sibling");
@@ -569,6 +615,7 @@ static bool tx_packet(struct udev *d, const struct udev_ring *r, uint64_t now)
 		glog(d, LOG_LVL_WARN, "%s: malformed tx packet (%u bytes, %u writable): %s",
 		     d->cfg.name, r->e.out_len, r->e.in_len, strerror(-rc));
 		conn_table_recv_malformed(&d->ct, rc == -EBADMSG ? NULL : &h);
+		USTATS_ADD(bad_packets, 1);
 		return true;
 	}
 	if (h.src_cid != d->cfg.cid) {
@@ -576,14 +623,19 @@ static bool tx_packet(struct udev *d, const struct udev_ring *r, uint64_t now)
 		glog(d, LOG_LVL_WARN, "%s: %s from CID %llu dropped: the guest is CID %llu",
 		     d->cfg.name, pkt_op_name(h.op), (unsigned long long)h.src_cid,
 		     (unsigned long long)d->cfg.cid);
+		USTATS_ADD(bad_packets, 1);
 		return true;
 	}
-	if (h.dst_cid != VSOCK_CID_HOST)
-		return tx_sibling(d, &h, pl, npl, now);
-	if (conn_table_recv(&d->ct, &h, pl, npl, now) == CT_NEW_REQUEST)
+	if (h.dst_cid != VSOCK_CID_HOST) {
+		if (!tx_sibling(d, &h, pl, npl, now))
+			return false;
+	} else if (conn_table_recv(&d->ct, &h, pl, npl, now) == CT_NEW_REQUEST) {
 		guest_connect(d, &h);
-	else
+	} else {
 		touch(d, h.dst_port, h.src_port, h.type);
+	}
+	if (h.op == VSOCK_OP_RW)
+		USTATS_ADD(tx_bytes, h.len);
 	return true;
 }
 
@@ -608,6 +660,7 @@ static int tx_batch(struct udev *d, struct udev_ring *r, uint64_t now)
 		if (vq_push(&r->vq, r->e.head, 0) < 0)
 			return TX_BROKEN;
 		d->tx_budget--;
+		USTATS_ADD(tx_packets, 1);
 	}
 	return TX_STOPPED; /* replies cannot be delivered: wait for rx to drain them */
 }
@@ -642,30 +695,62 @@ static bool rx_has_work(struct udev *d)
 	return conn_table_has_rx(&d->ct) || (d->cfg.hub && sib_pending(d->cfg.hub, d->cfg.port));
 }
 
-static int rx_source(struct udev *d, bool sibling, const struct iovec *iov, size_t n,
-		     size_t *len, uint64_t now)
+static int rx_source(struct udev *d, bool sibling, struct conn_rxbufs *rb, uint64_t now)
 {
 	struct pkt_hdr out;
 	int rc;
 
-	if (sibling)
-		return d->cfg.hub ? sib_recv(d->cfg.hub, d->cfg.port, iov, n, len) : -EAGAIN;
-	rc = conn_table_fill_rx(&d->ct, iov, n, &out, len, now);
-	if (rc == 0)
+	if (sibling) {
+		rc = d->cfg.hub ? sib_recv(d->cfg.hub, d->cfg.port, rb->buf[0].iov, rb->buf[0].niov,
+					   &rb->buf[0].len)
+				: -EAGAIN;
+		return rc < 0 ? rc : 1;
+	}
+	rc = conn_table_fill_rxv(&d->ct, rb, &out, now);
+	if (rc > 0)
 		touch(d, out.src_port, out.dst_port, out.type);
+	if (rc > 0 && out.op == VSOCK_OP_RST)
+		USTATS_ADD(rst_sent, 1);
 	return rc;
 }
 
-/* Fill the current chain. Return: 0 (used length in *len), -EAGAIN, -ENOBUFS. */
-static int rx_packet(struct udev *d, struct udev_ring *r, size_t *len, uint64_t now)
+/* conn_rxbufs.more: one more chain for the read being planned. */
+static bool rx_more(struct conn_rxbufs *rb)
 {
+	struct udev_rxbatch *b = rb->ctx;
+	unsigned int k = rb->n;
+
+	if (vq_pop(&b->r->vq, b->iov[k], UDEV_IOV_MAX, &b->e[k]) < 0)
+		return false;
+	rb->n++; /* taken: pushed or un-popped by rx_fill() */
+	if (b->e[k].out_num) {
+		/* virtio "Socket Device": rx buffers are device-writable only */
+		vq_mark_broken(&b->r->vq, "rx chain %u has %u device-readable buffers", b->e[k].head,
+			       b->e[k].out_num);
+		return false;
+	}
+	rb->buf[k] = (struct conn_rxbuf){ .iov = b->iov[k], .niov = b->e[k].in_num };
+	return true;
+}
+
+/*
+ * Fill the current chain, and more chains if a host read wants them.
+ * Return: buffers filled (r->e's first), -EAGAIN, -ENOBUFS.
+ */
+static int rx_packet(struct udev *d, struct udev_ring *r, uint64_t now)
+{
+	struct udev_rxbatch *b = r->rxb;
 	bool sib = d->rx_turn;
 	int rc;
 
+	b->r = r;
+	b->buf[0] = (struct conn_rxbuf){ .iov = r->iov, .niov = r->e.in_num };
+	b->rb = (struct conn_rxbufs){ .buf = b->buf, .n = 1, .max = UDEV_RX_BATCH,
+				      .more = rx_more, .ctx = b };
 	d->rx_turn = !d->rx_turn;
-	rc = rx_source(d, sib, r->iov, r->e.in_num, len, now);
+	rc = rx_source(d, sib, &b->rb, now);
 	if (rc == -EAGAIN)
-		rc = rx_source(d, !sib, r->iov, r->e.in_num, len, now);
+		rc = rx_source(d, !sib, &b->rb, now);
 	return rc;
 }
 
@@ -687,16 +772,42 @@ static int rx_chain(struct udev_ring *r)
 	return rc;
 }
 
+static void rx_count(size_t len)
+{
+	if (len >= VSOCK_HDR_LEN) {
+		USTATS_ADD(rx_packets, 1);
+		USTATS_ADD(rx_bytes, len - VSOCK_HDR_LEN);
+	}
+}
+
+/*
+ * Used entries for the @n buffers filled, in order; the extra chains the
+ * read did not reach go back (they are the last ones popped).
+ * Return: 0 or -EIO (the ring broke).
+ */
+static int rx_complete(struct udev_ring *r, unsigned int n)
+{
+	struct udev_rxbatch *b = r->rxb;
+	int rc = vq_push(&r->vq, r->e.head, (uint32_t)b->buf[0].len);
+
+	rx_count(b->buf[0].len);
+	for (unsigned int k = 1; rc == 0 && k < n; k++) {
+		rc = vq_push(&r->vq, b->e[k].head, (uint32_t)b->buf[k].len);
+		rx_count(b->buf[k].len);
+	}
+	vq_unpop(&r->vq, b->rb.n - n);
+	return rc < 0 || vq_is_broken(&r->vq) ? -EIO : 0;
+}
+
 static void rx_fill(struct udev *d, uint64_t now)
 {
 	struct udev_ring *r = &d->ring[RING_RX];
 	unsigned int budget;
-	size_t len;
 	int rc;
 
 	if (!r->live)
 		return;
-	for (budget = 4 * r->num; rx_has_work(d); budget--) {
+	for (budget = 4 * r->num; rx_has_work(d);) {
 		if (!budget) {
 			ring_yield(r);
 			break;
@@ -708,19 +819,28 @@ static void rx_fill(struct udev *d, uint64_t now)
 		}
 		if (rc < 0)
 			break; /* no buffer: the guest's next kick brings us back */
-		len = 0;
-		rc = rx_packet(d, r, &len, now);
+		rc = rx_packet(d, r, now);
 		if (rc == -EAGAIN) {
+			vq_unpop(&r->vq, r->rxb->rb.n - 1);
 			r->held = true; /* nothing to send after all: keep the buffer */
+			if (vq_is_broken(&r->vq)) {
+				dev_fail(d, r);
+				return;
+			}
 			break;
 		}
 		if (rc == -ENOBUFS)
 			glog(d, LOG_LVL_WARN, "%s: rx buffer of %u bytes is too small: returned unused",
 			     d->cfg.name, r->e.in_len);
-		if (vq_push(&r->vq, r->e.head, (uint32_t)len) < 0) {
+		if (rc < 0) {
+			r->rxb->buf[0].len = 0;
+			rc = 1;
+		}
+		if (rx_complete(r, (unsigned int)rc) < 0) {
 			dev_fail(d, r);
 			return;
 		}
+		budget -= (unsigned int)rc < budget ? (unsigned int)rc : budget;
 	}
 	ring_publish(d, r);
 	if (!rx_has_work(d))
@@ -1006,12 +1126,41 @@ static int table_init(struct udev *d)
 
 	conn_table_cfg_default(&tc, d->cfg.cid);
 	tc.buf_alloc = d->cfg.buf_alloc;
+	if (d->cfg.max_conns)
+		tc.max_conns = d->cfg.max_conns;
+	if (d->cfg.connect_timeout_ms)
+		tc.connect_timeout_ms = d->cfg.connect_timeout_ms;
 	rc = conn_table_init(&d->ct, &tc);
 	if (rc < 0)
 		log_err("%s: cannot set up the connection table (CID %llu, buffer %u): %s",
 			d->cfg.name, (unsigned long long)d->cfg.cid, d->cfg.buf_alloc,
 			strerror(-rc));
 	return rc;
+}
+
+/* The rx batch: its iovec arrays are touched only as far as chains reach. */
+static int rxb_init(struct udev_ring *r)
+{
+	struct iovec *iov = calloc((size_t)UDEV_RX_BATCH * UDEV_IOV_MAX, sizeof(*iov));
+
+	r->rxb = calloc(1, sizeof(*r->rxb));
+	if (!r->rxb || !iov) {
+		free(iov);
+		return -ENOMEM;
+	}
+	r->rxb->block = iov;
+	for (unsigned int i = 0; i < UDEV_RX_BATCH; i++)
+		r->rxb->iov[i] = iov + (size_t)i * UDEV_IOV_MAX;
+	return 0;
+}
+
+static void rxb_fini(struct udev_ring *r)
+{
+	if (!r->rxb)
+		return;
+	free(r->rxb->block);
+	free(r->rxb);
+	r->rxb = NULL;
 }
 
 static int rings_init(struct udev *d)
@@ -1027,7 +1176,7 @@ static int rings_init(struct udev *d)
 		if (!r->iov)
 			return -ENOMEM;
 	}
-	return 0;
+	return rxb_init(&d->ring[RING_RX]);
 }
 
 int udev_init(struct udev *d, const struct udev_cfg *cfg, struct loop *loop)
@@ -1051,7 +1200,8 @@ int udev_init(struct udev *d, const struct udev_cfg *cfg, struct loop *loop)
 	rc = table_init(d);
 	if (rc < 0)
 		goto err;
-	rc = hybrid_start(&d->hy, loop, cfg->name, cfg->uds_path, host_connect, d);
+	rc = hybrid_start_limits(&d->hy, loop, cfg->name, cfg->uds_path, &cfg->hybrid,
+				 host_connect, d);
 	if (rc < 0) {
 		conn_table_fini(&d->ct);
 		goto err;
@@ -1061,8 +1211,10 @@ err:
 	loop_del(loop, &d->timer_w);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
-	for (unsigned int i = 0; i < UDEV_NRINGS; i++)
+	for (unsigned int i = 0; i < UDEV_NRINGS; i++) {
 		free(d->ring[i].iov);
+		rxb_fini(&d->ring[i]);
+	}
 	return rc;
 }
 
@@ -1077,5 +1229,45 @@ void udev_fini(struct udev *d)
 	for (unsigned int i = 0; i < UDEV_NRINGS; i++) {
 		free(d->ring[i].iov);
 		d->ring[i].iov = NULL;
+		rxb_fini(&d->ring[i]);
 	}
+}
+
+/* ---- statistics (stats.h) -------------------------------------------------------- */
+
+static void snap_conn(void *ctx, const struct conn *c)
+{
+	struct ustats_snap *s = ctx;
+	const struct hostep *ep = conn_host_ctx(c);
+	struct ustats_conn *o;
+
+	if (s->nconns >= s->conns_cap)
+		return;
+	o = &s->conns[s->nconns++];
+	memset(o, 0, sizeof(*o));
+	conn_describe(c, o);
+	if (ep) {
+		o->bytes_to_host = ep->to_host;
+		o->bytes_from_host = ep->from_host;
+		o->age_ms = hybrid_now_ms() - ep->born_ms;
+	}
+}
+
+void udev_snapshot(const struct udev *d, struct ustats_snap *s)
+{
+	s->features_set = d->vu && d->vu->features_set;
+	s->features = d->features;
+	s->running = udev_running(d);
+	s->failed = d->failed;
+	for (unsigned int i = 0; i < UDEV_NRINGS; i++) {
+		const struct udev_ring *r = &d->ring[i];
+
+		s->ring[i].running = r->live;
+		s->ring[i].size = r->live ? r->num : 0;
+		s->ring[i].next_avail = r->live ? vq_last_avail(&r->vq) : r->pos;
+	}
+	s->conns_open = d->ct.count;
+	s->nconns = 0;
+	if (s->conns)
+		conn_table_foreach(&d->ct, snap_conn, s);
 }

@@ -63,6 +63,10 @@ struct udev_cfg {
 	uint32_t max_queue_size;  /* largest ring accepted (--queue-size) */
 	struct sib_hub *hub;      /* NULL: no siblings */
 	unsigned int port;        /* this VM's index in @hub */
+	/* resource bounds and socket permissions; 0: the module's default */
+	uint32_t max_conns;       /* guest connections (--max-connections) */
+	uint32_t connect_timeout_ms; /* guest's answer to a host connect */
+	struct hybrid_limits hybrid; /* handshakes pending, their time, socket mode */
 };
 
 struct udev;
@@ -87,6 +91,7 @@ struct udev_ring {
 	bool held;
 	struct vq_elem e;
 	struct iovec *iov;        /* UDEV_IOV_MAX entries */
+	struct udev_rxbatch *rxb; /* rx only: chains popped ahead of use (device.c) */
 	bool kick_warned;
 };
 

@@ -184,7 +184,7 @@ static int listener_open(struct hybrid *hy, struct hybrid_listener *l, const cha
 		log_err("%s: hybrid socket path '%s%s' is too long", hy->name, path, suffix);
 		return -ENAMETOOLONG;
 	}
-	l->fd = unix_listen_type(l->path, 0600, type);
+	l->fd = unix_listen_type(l->path, hy->mode, type);
 	if (l->fd < 0)
 		return l->fd;
 	rc = loop_add(hy->loop, &l->w, l->fd, EPOLLIN, on_listen, l);
@@ -210,6 +210,13 @@ static void listener_close(struct hybrid *hy, struct hybrid_listener *l)
 int hybrid_start(struct hybrid *hy, struct loop *loop, const char *name, const char *uds_path,
 		 hybrid_connect_cb cb, void *ctx)
 {
+	return hybrid_start_limits(hy, loop, name, uds_path, NULL, cb, ctx);
+}
+
+int hybrid_start_limits(struct hybrid *hy, struct loop *loop, const char *name,
+			const char *uds_path, const struct hybrid_limits *lim,
+			hybrid_connect_cb cb, void *ctx)
+{
 	int rc;
 
 	memset(hy, 0, sizeof(*hy));
@@ -217,8 +224,9 @@ int hybrid_start(struct hybrid *hy, struct loop *loop, const char *name, const c
 	hy->loop = loop;
 	hy->on_connect = cb;
 	hy->ctx = ctx;
-	hy->max_pending = HYBRID_DEFAULT_MAX_PENDING;
-	hy->timeout_ms = HYBRID_DEFAULT_TIMEOUT_MS;
+	hy->max_pending = lim && lim->max_pending ? lim->max_pending : HYBRID_DEFAULT_MAX_PENDING;
+	hy->timeout_ms = lim && lim->timeout_ms ? lim->timeout_ms : HYBRID_DEFAULT_TIMEOUT_MS;
+	hy->mode = lim && lim->mode ? lim->mode : HYBRID_DEFAULT_MODE;
 	hy->lst[0].fd = hy->lst[1].fd = -1;
 	hy->pend = calloc(hy->max_pending, sizeof(*hy->pend));
 	if (!hy->pend)

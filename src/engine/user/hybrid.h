@@ -15,9 +15,11 @@
  *
  * Limits: at most max_pending connections in handshake (more are accepted
  * and closed at once, so the backlog never fills with them); each must
- * finish its line within timeout_ms; a line that is not a CONNECT line
- * (hybrid_proto.h), too long, or a SEQPACKET first message that is more or
- * less than one line, closes that socket only. Bytes a STREAM client sends
+ * finish its line within timeout_ms (both set by the operator through
+ * struct hybrid_limits: --max-pending-connects, --handshake-timeout-ms;
+ * the socket files get --socket-mode, 0600 by default); a line that is
+ * not a CONNECT line (hybrid_proto.h), too long, or a SEQPACKET first
+ * message that is more or less than one line, closes that socket only. Bytes a STREAM client sends
  * after its line stay in the socket for the connection (the line is peeked
  * and only its own bytes are taken).
  *
@@ -30,13 +32,22 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "engine/user/hybrid_proto.h"
 #include "loop/loop.h"
 
 #define HYBRID_DEFAULT_MAX_PENDING 64u
 #define HYBRID_DEFAULT_TIMEOUT_MS 5000u
+#define HYBRID_DEFAULT_MODE 0600
 #define HYBRID_SEQPACKET_SUFFIX "_seqpacket"
+
+/* Operator-set bounds (--max-pending-connects, --handshake-timeout-ms, --socket-mode). */
+struct hybrid_limits {
+	unsigned int max_pending;  /* 0: HYBRID_DEFAULT_MAX_PENDING */
+	uint32_t timeout_ms;       /* 0: HYBRID_DEFAULT_TIMEOUT_MS */
+	mode_t mode;               /* socket files; 0: HYBRID_DEFAULT_MODE */
+};
 
 /*
  * A complete CONNECT line on @fd (a connected AF_UNIX socket of @type,
@@ -72,6 +83,7 @@ struct hybrid {
 	unsigned int max_pending;
 	unsigned int npending;
 	uint32_t timeout_ms;
+	mode_t mode;
 	hybrid_connect_cb on_connect;
 	void *ctx;
 	unsigned long refused;     /* connections closed for the pending cap */
@@ -92,6 +104,22 @@ struct hybrid {
  */
 int hybrid_start(struct hybrid *hy, struct loop *loop, const char *name, const char *uds_path,
 		 hybrid_connect_cb cb, void *ctx);
+
+/**
+ * hybrid_start_limits() - hybrid_start() with operator-set bounds.
+ * @hy: the state
+ * @loop: the VM's loop
+ * @name: for log lines (borrowed)
+ * @uds_path: the hybrid socket path (borrowed)
+ * @lim: the bounds (NULL or zero fields: the defaults)
+ * @cb: called for each complete CONNECT line
+ * @ctx: passed to @cb
+ *
+ * Return: 0 or negative errno (logged); nothing is left open on error.
+ */
+int hybrid_start_limits(struct hybrid *hy, struct loop *loop, const char *name,
+			const char *uds_path, const struct hybrid_limits *lim,
+			hybrid_connect_cb cb, void *ctx);
 
 /** hybrid_stop() - close the listeners (removing their files) and every handshake. */
 void hybrid_stop(struct hybrid *hy);

@@ -4,8 +4,12 @@
  * user_engine.h). Each VM's loop watches its vhost-user socket (server.c),
  * its hybrid sockets and host connections (device.c) and one eventfd,
  * wake_fd, through which other threads reach it: the main thread to stop
- * it (the stop flag is set first), siblings when its inbox fills or when
- * theirs has room again.
+ * it (the stop flag is set first) or to ask for a snapshot (snap_asked is
+ * set first), siblings when its inbox fills or when theirs has room again.
+ *
+ * The wake eventfds of the VMs in the sibling hub belong to the engine,
+ * not to the VMs: a sibling may still write to a removed VM's eventfd
+ * (sib_set_open() wakes waiters), so it stays open until the engine stops.
  */
 #include "engine/user/user_engine.h"
 
@@ -16,13 +20,43 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "daemon/systemd.h"
+#include "engine/user/hybrid.h"
 #include "util/log.h"
 
 _Static_assert(CLI_MAX_VMS <= SIB_MAX_PORTS, "every VM needs a sibling port");
+/* what the command line accepts, the engine must accept too */
+_Static_assert(CLI_MAX_MAX_CONNECTIONS <= CONN_TABLE_MAX_CONNS_LIMIT, "connection cap");
+_Static_assert(CLI_MAX_TX_BUFFER_SIZE <= CONN_TABLE_MAX_BUF_ALLOC, "buffer size cap");
+_Static_assert(CLI_DEFAULT_MAX_CONNECTIONS == CONN_TABLE_DEFAULT_MAX_CONNS, "default cap");
+_Static_assert(CLI_DEFAULT_MAX_PENDING == HYBRID_DEFAULT_MAX_PENDING, "default handshakes");
+_Static_assert(CLI_DEFAULT_HANDSHAKE_TIMEOUT_MS == HYBRID_DEFAULT_TIMEOUT_MS, "default time");
+_Static_assert(CLI_DEFAULT_CONNECT_TIMEOUT_MS == CONN_DEFAULT_CONNECT_TIMEOUT_MS, "connect");
+
+/* ---- the VM thread --------------------------------------------------------- */
+
+static void snap_fill(struct user_vm *vm, struct ustats_snap *s)
+{
+	s->c = vm->stats;
+	s->frontend = vm->have_srv && vm->srv.conn_fd >= 0;
+	s->sessions = vm->have_srv ? vm->srv.sessions : 0;
+	udev_snapshot(&vm->dev, s);
+}
+
+/* On the VM thread: answer a pending snapshot request. */
+static void snap_serve(struct user_vm *vm)
+{
+	pthread_mutex_lock(&vm->snap_lock);
+	if (vm->snap_out && vm->snap_done != vm->snap_req) {
+		snap_fill(vm, vm->snap_out);
+		vm->snap_done = vm->snap_req;
+		pthread_cond_broadcast(&vm->snap_cond);
+	}
+	pthread_mutex_unlock(&vm->snap_lock);
+}
 
 static void on_wake(void *ctx, uint32_t events)
 {
@@ -35,6 +69,8 @@ static void on_wake(void *ctx, uint32_t events)
 		loop_stop(&vm->loop);
 		return;
 	}
+	if (atomic_load(&vm->snap_asked))
+		snap_serve(vm);
 	udev_wake(&vm->dev);
 }
 
@@ -42,6 +78,7 @@ static void *vm_thread(void *arg)
 {
 	struct user_vm *vm = arg;
 
+	ustats_cur = &vm->stats;
 	vm->rc = loop_run(&vm->loop);
 	if (vm->rc < 0)
 		log_err("%s: event loop failed: %s", vm->name, strerror(-vm->rc));
@@ -51,18 +88,78 @@ static void *vm_thread(void *arg)
 	return NULL;
 }
 
-/* The device and the vhost-user socket of VM @vm, on its own loop. */
-static int vm_setup(struct user_vm *vm, const struct config *cfg)
+static int thread_start(struct user_vm *vm)
 {
-	const struct vm_config *vc = &cfg->vms[vm->idx];
+	int rc = pthread_create(&vm->thread, NULL, vm_thread, vm);
+
+	if (rc) {
+		log_err("%s: cannot start a thread: %s", vm->name, strerror(rc));
+		return -rc;
+	}
+	vm->have_thread = true;
+	return 0;
+}
+
+static void thread_stop(struct user_vm *vm)
+{
+	if (!vm->have_thread)
+		return;
+	atomic_store(&vm->stop, true);
+	eventfd_write(vm->wake_fd, 1);
+	pthread_join(vm->thread, NULL);
+	vm->have_thread = false;
+}
+
+/* ---- one VM ------------------------------------------------------------------ */
+
+/* Where the front ends of @vm come from: an inherited socket or its path. */
+static int vm_socket(struct user_vm *vm, struct server_socket *sock)
+{
+	const struct config *cfg = vm->ue->cfg;
+
+	if (vm->port >= 0 && (unsigned int)vm->port < cfg->nvms)
+		return systemd_pick_socket(cfg, (unsigned int)vm->port, sock);
+	*sock = (struct server_socket){
+		.path = vm->vc.socket_path, .fd = -1, .listening = true,
+		.mode = (mode_t)vm->vc.socket_mode,
+	};
+	return 0;
+}
+
+static void vm_log(const struct user_vm *vm)
+{
+	const struct vm_config *vc = &vm->vc;
+
+	log_info("%s: guest CID %llu, vhost-user socket %s, hybrid socket %s, groups %s, "
+		 "buffer %u, queue size up to %u%s", vm->name, (unsigned long long)vc->cid,
+		 vm->inherited ? "(inherited)" : vc->socket_path, vc->uds_path,
+		 vc->groups ? vc->groups : CLI_DEFAULT_GROUPS, vc->tx_buffer_size, vc->queue_size,
+		 vm->port < 0 ? " (added at run time: no sibling routing)" : "");
+	log_info("%s: limits: %u connections, %u pending host connects, CONNECT line within "
+		 "%u ms, guest answer within %u ms; socket files mode %04o", vm->name,
+		 vc->max_connections, vc->max_pending_connects, vc->handshake_timeout_ms,
+		 vc->connect_timeout_ms, vc->socket_mode);
+}
+
+/* The device and the vhost-user socket of VM @vm, on its own loop. */
+static int vm_setup(struct user_vm *vm)
+{
+	const struct vm_config *vc = &vm->vc;
 	struct udev_cfg dc = {
 		.name = vm->name,
 		.cid = vc->cid,
 		.uds_path = vc->uds_path,
 		.buf_alloc = vc->tx_buffer_size,
 		.max_queue_size = vc->queue_size,
-		.hub = &vm->ue->hub,
-		.port = vm->idx,
+		.hub = vm->port >= 0 ? &vm->ue->hub : NULL,
+		.port = vm->port >= 0 ? (unsigned int)vm->port : 0,
+		.max_conns = vc->max_connections,
+		.connect_timeout_ms = vc->connect_timeout_ms,
+		.hybrid = {
+			.max_pending = vc->max_pending_connects,
+			.timeout_ms = vc->handshake_timeout_ms,
+			.mode = (mode_t)vc->socket_mode,
+		},
 	};
 	struct server_engine eng = {
 		.ops = &vm->dev.ops, .priv = &vm->dev, .attach = udev_attach, .detach = udev_detach,
@@ -81,22 +178,77 @@ static int vm_setup(struct user_vm *vm, const struct config *cfg)
 	if (rc < 0)
 		return rc;
 	vm->have_dev = true;
-	rc = systemd_pick_socket(cfg, vm->idx, &sock);
+	rc = vm_socket(vm, &sock);
+	vm->inherited = rc == 0 && sock.fd >= 0;
 	if (rc == 0)
 		rc = server_start_on(&vm->srv, &vm->loop, vm->name, &sock, &eng);
 	if (rc < 0)
 		return rc;
 	vm->have_srv = true;
-	log_info("%s: guest CID %llu, vhost-user socket %s, hybrid socket %s, groups %s, "
-		 "buffer %u, queue size up to %u", vm->name, (unsigned long long)vc->cid,
-		 vc->socket_path ? vc->socket_path : "(inherited)", vc->uds_path,
-		 vc->groups ? vc->groups : CLI_DEFAULT_GROUPS, vc->tx_buffer_size, vc->queue_size);
+	vm_log(vm);
 	return 0;
 }
 
-/* Tear one VM down; its thread (if any) is joined. */
-static void vm_teardown(struct user_vm *vm)
+static void vm_config_release(struct vm_config *vc)
 {
+	free(vc->socket_path);
+	free(vc->uds_path);
+	free(vc->groups);
+	memset(vc, 0, sizeof(*vc));
+}
+
+static int vm_config_copy(struct vm_config *dst, const struct vm_config *src)
+{
+	*dst = *src;
+	dst->socket_path = src->socket_path ? strdup(src->socket_path) : NULL;
+	dst->uds_path = src->uds_path ? strdup(src->uds_path) : NULL;
+	dst->groups = strdup(src->groups ? src->groups : CLI_DEFAULT_GROUPS);
+	if ((src->socket_path && !dst->socket_path) || (src->uds_path && !dst->uds_path) ||
+	    !dst->groups) {
+		vm_config_release(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A VM with nothing set up yet; @wake_fd is the hub's (port >= 0) or -1. */
+static struct user_vm *vm_new(struct user_engine *ue, unsigned int idx, int port,
+			      const struct vm_config *vc)
+{
+	struct user_vm *vm = calloc(1, sizeof(*vm));
+	pthread_condattr_t ca;
+
+	if (!vm)
+		return NULL;
+	if (vm_config_copy(&vm->vc, vc) < 0) {
+		free(vm);
+		return NULL;
+	}
+	vm->ue = ue;
+	vm->idx = idx;
+	vm->port = port;
+	vm->wake_w.fd = -1;
+	vm->wake_fd = port >= 0 ? ue->hub_wake[port] : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	atomic_init(&vm->stop, false);
+	atomic_init(&vm->snap_asked, false);
+	snprintf(vm->name, sizeof(vm->name), "cid%llu", (unsigned long long)vc->cid);
+	pthread_mutex_init(&vm->snap_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->snap_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (vm->wake_fd < 0) {
+		vm_config_release(&vm->vc);
+		free(vm);
+		return NULL;
+	}
+	return vm;
+}
+
+/* Tear one VM down (its thread is joined first) and free it. */
+static void vm_free(struct user_vm *vm)
+{
+	thread_stop(vm);
 	if (vm->have_srv)
 		server_stop(&vm->srv);
 	if (vm->have_dev)
@@ -105,29 +257,28 @@ static void vm_teardown(struct user_vm *vm)
 		loop_del(&vm->loop, &vm->wake_w);
 		loop_fini(&vm->loop);
 	}
-	if (vm->wake_fd >= 0)
+	if (vm->port < 0 && vm->wake_fd >= 0)
 		close(vm->wake_fd);
-	vm->have_srv = vm->have_dev = vm->have_loop = false;
-	vm->wake_fd = -1;
+	pthread_cond_destroy(&vm->snap_cond);
+	pthread_mutex_destroy(&vm->snap_lock);
+	vm_config_release(&vm->vc);
+	free(vm);
 }
+
+/* ---- the engine ---------------------------------------------------------------- */
 
 static int hub_setup(struct user_engine *ue, const struct config *cfg)
 {
 	sib_hub_init(&ue->hub);
-	for (unsigned int i = 0; i < ue->n; i++) {
+	for (unsigned int i = 0; i < cfg->nvms; i++) {
 		const struct vm_config *vc = &cfg->vms[i];
-		struct user_vm *vm = &ue->vms[i];
 
-		vm->ue = ue;
-		vm->idx = i;
-		vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		vm->wake_w.fd = -1;
-		atomic_init(&vm->stop, false);
-		snprintf(vm->name, sizeof(vm->name), "cid%llu", (unsigned long long)vc->cid);
-		if (vm->wake_fd < 0)
+		ue->hub_wake[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (ue->hub_wake[i] < 0)
 			return -errno;
+		/* the groups string is cfg's, which outlives the hub */
 		if (sib_hub_add(&ue->hub, vc->cid, vc->groups ? vc->groups : CLI_DEFAULT_GROUPS,
-				vm->wake_fd) < 0)
+				ue->hub_wake[i]) != (int)i)
 			return -ENOSPC;
 	}
 	return sib_hub_link(&ue->hub, SIB_DEFAULT_CAPACITY);
@@ -135,49 +286,22 @@ static int hub_setup(struct user_engine *ue, const struct config *cfg)
 
 static void engine_free(struct user_engine *ue)
 {
-	for (unsigned int i = 0; i < ue->n; i++)
-		vm_teardown(&ue->vms[i]);
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		if (ue->vm[i])
+			vm_free(ue->vm[i]);
+		ue->vm[i] = NULL;
+	}
 	sib_hub_fini(&ue->hub);
-	free(ue->vms);
-	ue->vms = NULL;
+	for (unsigned int i = 0; i < SIB_MAX_PORTS; i++) {
+		if (ue->hub_wake[i] >= 0)
+			close(ue->hub_wake[i]);
+		ue->hub_wake[i] = -1;
+	}
 	if (ue->done_fd >= 0)
 		close(ue->done_fd);
 	ue->done_fd = -1;
 	ue->n = 0;
-}
-
-static void stop_threads(struct user_engine *ue)
-{
-	for (unsigned int i = 0; i < ue->n; i++) {
-		struct user_vm *vm = &ue->vms[i];
-
-		if (!vm->have_thread)
-			continue;
-		atomic_store(&vm->stop, true);
-		eventfd_write(vm->wake_fd, 1);
-	}
-	for (unsigned int i = 0; i < ue->n; i++) {
-		struct user_vm *vm = &ue->vms[i];
-
-		if (vm->have_thread)
-			pthread_join(vm->thread, NULL);
-		vm->have_thread = false;
-	}
-}
-
-static int start_threads(struct user_engine *ue)
-{
-	for (unsigned int i = 0; i < ue->n; i++) {
-		struct user_vm *vm = &ue->vms[i];
-		int rc = pthread_create(&vm->thread, NULL, vm_thread, vm);
-
-		if (rc) {
-			log_err("%s: cannot start a thread: %s", vm->name, strerror(rc));
-			return -rc;
-		}
-		vm->have_thread = true;
-	}
-	return 0;
+	ue->running = false;
 }
 
 /*
@@ -195,38 +319,61 @@ static void raise_fd_limit(void)
 		log_debug("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
 }
 
+static int start_vms(struct user_engine *ue, const struct config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nvms; i++) {
+		struct user_vm *vm = vm_new(ue, i, (int)i, &cfg->vms[i]);
+		int rc;
+
+		if (!vm) {
+			log_err("cannot set up VM %u: out of memory", i);
+			return -ENOMEM;
+		}
+		ue->vm[i] = vm;
+		ue->n++;
+		rc = vm_setup(vm);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int user_engine_start(struct user_engine *ue, const struct config *cfg)
 {
 	int rc;
 
 	memset(ue, 0, sizeof(*ue));
+	ue->cfg = cfg;
+	for (unsigned int i = 0; i < SIB_MAX_PORTS; i++)
+		ue->hub_wake[i] = -1;
 	ue->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ue->vms = calloc(cfg->nvms, sizeof(*ue->vms));
-	if (ue->done_fd < 0 || !ue->vms) {
+	if (ue->done_fd < 0) {
 		log_err("cannot set up the userspace engine: %s", strerror(errno));
-		free(ue->vms);
-		if (ue->done_fd >= 0)
-			close(ue->done_fd);
-		return -ENOMEM;
+		return -errno;
 	}
-	ue->n = cfg->nvms;
-	for (unsigned int i = 0; i < ue->n; i++)
-		ue->vms[i].wake_fd = -1;
 	/* the first line decides the log format before threads exist (log.c) */
-	log_info("userspace engine: %u VM%s", ue->n, ue->n == 1 ? "" : "s");
+	log_info("userspace engine: %u VM%s", cfg->nvms, cfg->nvms == 1 ? "" : "s");
 	raise_fd_limit();
 	rc = hub_setup(ue, cfg);
 	if (rc < 0)
 		log_err("cannot set up sibling routing: %s", strerror(-rc));
-	for (unsigned int i = 0; rc == 0 && i < ue->n; i++)
-		rc = vm_setup(&ue->vms[i], cfg);
 	if (rc == 0)
-		rc = start_threads(ue);
-	if (rc < 0) {
-		stop_threads(ue);
+		rc = start_vms(ue, cfg);
+	if (rc < 0)
 		engine_free(ue);
-	}
 	return rc;
+}
+
+int user_engine_run(struct user_engine *ue)
+{
+	ue->running = true;
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		int rc = ue->vm[i] ? thread_start(ue->vm[i]) : 0;
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 int user_engine_done_fd(const struct user_engine *ue)
@@ -238,11 +385,165 @@ int user_engine_stop(struct user_engine *ue)
 {
 	int rc = 0;
 
-	stop_threads(ue);
-	for (unsigned int i = 0; i < ue->n; i++) {
-		if (ue->vms[i].rc < 0)
+	/* ask every thread first, so they wind down together */
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		struct user_vm *vm = ue->vm[i];
+
+		if (vm && vm->have_thread) {
+			atomic_store(&vm->stop, true);
+			eventfd_write(vm->wake_fd, 1);
+		}
+	}
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		struct user_vm *vm = ue->vm[i];
+
+		if (!vm)
+			continue;
+		thread_stop(vm);
+		if (vm->rc < 0)
 			rc = -EIO;
 	}
 	engine_free(ue);
 	return rc;
+}
+
+/* ---- run-time changes ---------------------------------------------------------- */
+
+static bool same_path(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* Does one of @vm's socket files have the name @path? */
+static bool vm_has_path(const struct user_vm *vm, const char *path)
+{
+	char seq[256];
+
+	snprintf(seq, sizeof(seq), "%s%s", vm->vc.uds_path, HYBRID_SEQPACKET_SUFFIX);
+	return (!vm->inherited && same_path(vm->vc.socket_path, path)) ||
+	       same_path(vm->vc.uds_path, path) || same_path(seq, path);
+}
+
+/* Return: 0, or -EEXIST with @err naming what is taken and by whom. */
+static int check_unique(const struct user_engine *ue, const struct vm_config *vc, char *err,
+			size_t errlen)
+{
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		const struct user_vm *vm = ue->vm[i];
+		const char *clash = NULL;
+		char seq[256];
+
+		if (!vm)
+			continue;
+		snprintf(seq, sizeof(seq), "%s%s", vc->uds_path, HYBRID_SEQPACKET_SUFFIX);
+		if (vm->vc.cid == vc->cid) {
+			snprintf(err, errlen, "vm add: guest CID %llu is already served by %s",
+				 (unsigned long long)vc->cid, vm->name);
+			return -EEXIST;
+		}
+		if (vm_has_path(vm, vc->socket_path))
+			clash = vc->socket_path;
+		else if (vm_has_path(vm, vc->uds_path) || vm_has_path(vm, seq))
+			clash = vc->uds_path;
+		if (clash) {
+			snprintf(err, errlen, "vm add: socket path %s is already used by %s", clash,
+				 vm->name);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+static int free_slot(const struct user_engine *ue)
+{
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		if (!ue->vm[i])
+			return (int)i;
+	}
+	return -ENOSPC;
+}
+
+struct user_vm *user_engine_add(struct user_engine *ue, const struct vm_config *vc, char *err,
+				size_t errlen)
+{
+	int slot = free_slot(ue), rc;
+	struct user_vm *vm;
+
+	if (check_unique(ue, vc, err, errlen) < 0)
+		return NULL;
+	if (slot < 0) {
+		snprintf(err, errlen, "vm add: the daemon serves %u VMs already, the most it can",
+			 CLI_MAX_VMS);
+		return NULL;
+	}
+	vm = vm_new(ue, (unsigned int)slot, -1, vc);
+	if (!vm) {
+		snprintf(err, errlen, "vm add: out of memory");
+		return NULL;
+	}
+	rc = vm_setup(vm);
+	if (rc == 0 && ue->running)
+		rc = thread_start(vm);
+	if (rc < 0) {
+		snprintf(err, errlen, "vm add: cannot set up %s: %s (the daemon's log says more)",
+			 vm->name, strerror(-rc));
+		vm_free(vm);
+		return NULL;
+	}
+	ue->vm[slot] = vm;
+	ue->n++;
+	log_info("%s: added at run time", vm->name);
+	return vm;
+}
+
+struct user_vm *user_engine_find(struct user_engine *ue, const char *target)
+{
+	uint64_t cid = 0;
+	bool by_cid = cli_parse_cid(target, &cid) == 0;
+
+	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+		struct user_vm *vm = ue->vm[i];
+
+		if (vm && ((by_cid && vm->vc.cid == cid) || vm_has_path(vm, target)))
+			return vm;
+	}
+	return NULL;
+}
+
+void user_engine_remove(struct user_engine *ue, struct user_vm *vm)
+{
+	log_info("%s: removed at run time", vm->name);
+	ue->vm[vm->idx] = NULL;
+	ue->n--;
+	vm_free(vm);
+}
+
+int user_engine_snapshot(struct user_engine *ue, struct user_vm *vm, struct ustats_snap *s)
+{
+	struct timespec until;
+	uint64_t ticket;
+	int rc = 0;
+
+	(void)ue;
+	if (!vm->have_thread) {
+		snap_fill(vm, s); /* nobody else runs it */
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += USER_SNAPSHOT_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&vm->snap_lock);
+	vm->snap_out = s;
+	ticket = ++vm->snap_req;
+	atomic_store(&vm->snap_asked, true);
+	pthread_mutex_unlock(&vm->snap_lock);
+	eventfd_write(vm->wake_fd, 1);
+	pthread_mutex_lock(&vm->snap_lock);
+	while (vm->snap_done != ticket && rc == 0)
+		rc = pthread_cond_timedwait(&vm->snap_cond, &vm->snap_lock, &until);
+	if (vm->snap_done != ticket)
+		rc = -ETIMEDOUT;
+	vm->snap_out = NULL;
+	atomic_store(&vm->snap_asked, false);
+	pthread_mutex_unlock(&vm->snap_lock);
+	return rc == -ETIMEDOUT ? rc : 0;
 }

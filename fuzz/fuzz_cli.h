@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every device the CLI accepts must satisfy, shared by the --vm and
+ * the configuration file targets: the daemon can run it as it is, with no
+ * further check. The rules are the ones cli/cli.h documents per key.
+ */
+#ifndef FUZZ_CLI_H
+#define FUZZ_CLI_H
+
+#include "cli/cli.h"
+#include "fuzz_util.h"
+
+static inline void fz_check_vm(const struct vm_config *vm, const char *what)
+{
+	FZ_CHECK(vm->socket_path && vm->socket_path[0], "%s: accepted without a socket path", what);
+	FZ_CHECK(vm->uds_path && vm->uds_path[0], "%s: accepted without a uds path", what);
+	FZ_CHECK(vm->cid >= 3 && vm->cid <= 0xfffffffeull, "%s: cid %llu accepted", what,
+		 (unsigned long long)vm->cid);
+	FZ_CHECK(vm->queue_size >= 1 && vm->queue_size <= 32768 &&
+		 !(vm->queue_size & (vm->queue_size - 1)), "%s: queue size %u accepted", what,
+		 vm->queue_size);
+	FZ_CHECK(vm->tx_buffer_size >= 4096, "%s: tx buffer size %u accepted", what,
+		 vm->tx_buffer_size);
+	FZ_CHECK(!vm->groups || cli_check_groups(vm->groups) == 0, "%s: groups '%s' accepted",
+		 what, vm->groups);
+}
+
+#endif
