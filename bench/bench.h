@@ -124,7 +124,10 @@ struct bench_host {
 /** bench_host_start() - fork, exec ourselves in host role, hand it @job. Return: 0 or -errno. */
 int bench_host_start(struct bench_host *h, const struct bench_job *job);
 
-/** bench_host_go() - start a timed phase (SOURCE, CONNECT) or end one (ACCEPT, HOLD). Return: 0 or -errno. */
+/**
+ * bench_host_go() - start a timed phase (SOURCE, CONNECT) or end one
+ * (ACCEPT). Return: 0 or -errno.
+ */
 int bench_host_go(struct bench_host *h);
 
 /**
@@ -133,7 +136,10 @@ int bench_host_go(struct bench_host *h);
  */
 int bench_host_result(struct bench_host *h, struct bench_result *r, int timeout_ms);
 
-/** bench_host_end() - close the control socket and reap the child (killed if it lingers). */
+/**
+ * bench_host_end() - close the control socket and reap the child (killed
+ * if it lingers). Return: nothing.
+ */
 void bench_host_end(struct bench_host *h);
 
 /** bench_host_main() - the host role, after exec. Return: the process exit status. */
@@ -161,6 +167,7 @@ struct bench_sut {
 	unsigned int nvms;
 	uint32_t next_port;     /* fresh guest source ports */
 	char base_path[108];    /* baseline listening socket */
+	bool failed;            /* a run failed: show the daemon's log at the end */
 };
 
 /**
@@ -171,13 +178,16 @@ struct bench_sut {
 int bench_sut_start(struct bench_sut *s, const struct bench_opts *o, unsigned int nvms,
 		    const char *keys);
 
-/** bench_watchdog() - end the run after @seconds, killing any daemon first. */
+/** bench_watchdog() - end the run after @seconds, killing any daemon first. Return: nothing. */
 void bench_watchdog(unsigned int seconds);
 
 /** bench_sut_stop() - guests closed, daemon stopped. Return: 0 or negative errno. */
 int bench_sut_stop(struct bench_sut *s);
 
-/** bench_listen_at() - listen on @path (replacing a stale file). Return: non-blocking fd or -errno. */
+/**
+ * bench_listen_at() - listen on @path (replacing a stale file).
+ * Return: a non-blocking fd, or -errno.
+ */
 int bench_listen_at(const char *path, int backlog);
 
 /** bench_connect_to() - a blocking connection to @path. Return: fd or -errno. */
@@ -202,7 +212,10 @@ struct bench_ends {
 int bench_ends_open(struct bench_ends *e, struct bench_sut *s, unsigned int vm, bool base,
 		    unsigned int n);
 
-/** bench_ends_handed() - close our copies of the host fds (the host role has them). */
+/**
+ * bench_ends_handed() - close our copies of the host fds (the host role
+ * has them). Return: nothing.
+ */
 void bench_ends_handed(struct bench_ends *e);
 
 /** bench_ends_close() - close every connection in an orderly way. Return: 0 or -errno. */
@@ -217,7 +230,10 @@ ssize_t bench_ends_recv(struct bench_ends *e, unsigned int i, void *buf, size_t 
 /** bench_ends_shut() - no more sends on connection @i. Return: 0 or -errno. */
 int bench_ends_shut(struct bench_ends *e, unsigned int i);
 
-/** bench_ends_poll() - ours: run the guest driver once (no-op for the baseline). */
+/**
+ * bench_ends_poll() - ours: run the guest driver once (nothing for the
+ * baseline). Return: nothing.
+ */
 void bench_ends_poll(struct bench_ends *e);
 
 /**
@@ -245,7 +261,7 @@ struct bench_fig {
 /** bench_fig_find() - Return: the figure called @id (created if new), or NULL when full. */
 struct bench_fig *bench_fig_find(const char *id);
 
-/** bench_fig_add() - record a repetition's values; a negative @base means none. */
+/** bench_fig_add() - record a repetition's values; a negative @base means none. Return: nothing. */
 void bench_fig_add(const char *id, double ours, double base);
 
 /** bench_median() - Return: the median of @n values (0 for none). */
@@ -260,14 +276,35 @@ double bench_quantile(double *v, unsigned int n, double q);
  */
 int bench_report(const struct bench_opts *o, double load_start);
 
-/* ---- scenarios (each runs ours and the baseline once and records figures) --------- */
+/*
+ * Scenarios: each runs repetition @rep of its figures through the daemon of
+ * @s and through the baseline, back to back (order alternating with @rep),
+ * and records them with bench_fig_add(). Figures not wanted (--only) are
+ * skipped.
+ */
 
+/** bench_run_streams() - the eight stream figures and CPU per GB. Return: 0 or -errno. */
 int bench_run_streams(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);
+
+/** bench_run_rtt() - 1-byte round trips, median and p99. Return: 0 or -errno. */
 int bench_run_rtt(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);
+
+/** bench_run_connect() - connection set-up rates, both directions. Return: 0 or -errno. */
 int bench_run_connect(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);
+
+/** bench_run_two_vms() - both VMs of @s streaming at once. Return: 0 or -errno. */
 int bench_run_two_vms(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);
+
+/** bench_run_fairness() - 16 connections with and without a flooder. Return: 0 or -errno. */
 int bench_run_fairness(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);
+
+/**
+ * bench_run_idle() - idle CPU and memory per idle connection, on a daemon
+ * of its own. Return: 0 or -errno.
+ */
 int bench_run_idle(const struct bench_opts *o, unsigned int rep);
+
+/** bench_record_peak() - record the daemon's peak RSS so far. Return: nothing. */
 void bench_record_peak(struct bench_sut *s);
 
 /** bench_wanted() - Return: whether figures starting with @prefix are to be run. */

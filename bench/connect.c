@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 
+#define TX_RESERVE 8u
+
 /* ---- guest-initiated ------------------------------------------------------------------- */
 
 /* One connection; the port pool is never reused within a run. Return: 0 or -errno. */
@@ -96,6 +98,9 @@ static int guest_take(struct tfe_vsock *vs)
 {
 	struct tfe_vsock_conn *c;
 
+	/* keep tx room for the RESPONSEs the driver sends on its own (it drops them otherwise) */
+	if (vs->tx_nfree < TX_RESERVE)
+		tfe_vring_wait(vs->tx, 10);
 	tfe_vsock_wait(vs, 1);
 	while (tfe_vsock_accept(vs, BENCH_GUEST_PORT, 0, &c) == 0) {
 		int rc = tfe_vsock_reset(vs, c);
@@ -157,6 +162,15 @@ static int host_rate(struct bench_sut *s, const struct bench_opts *o, bool base,
 		rc = base ? base_take(lfd) : guest_take(vs);
 	if (rc == 0)
 		*rate = (double)r.count / o->secs;
+	if (rc < 0 && !base) {
+		unsigned int used = 0;
+
+		for (unsigned int i = 0; i < TFE_VSOCK_MAX_CONNS; i++)
+			used += vs->conns[i].state != TFE_CONN_FREE;
+		fprintf(stderr, "vsock-bench: conn_host: the guest driver dropped %lu replies, "
+			"sent %lu RSTs, has %u connections, saw %lu bad packets\n",
+			vs->dropped_replies, vs->rst_sent, used, vs->bad_pkts);
+	}
 	if (!base)
 		tfe_vsock_unlisten(vs, BENCH_GUEST_PORT);
 	if (lfd >= 0)

@@ -345,7 +345,7 @@ static ssize_t read_line(int fd, char *line, size_t cap)
 			continue;
 		}
 		if (n == 0)
-			return -ECONNRESET;
+			return -ENODATA; /* end of stream before the line */
 		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
 		if (poll(&p, 1, BENCH_TIMEOUT_MS) != 1)
@@ -372,13 +372,18 @@ static int connect_once(const struct bench_job *j)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		rc = -errno;
 	if (rc == 0 && j->hybrid) {
+		ssize_t l;
+
 		n = snprintf(line, sizeof(line), "CONNECT %u\n", j->port);
 		rc = write_all(fd, line, (size_t)n);
-		if (rc == 0 && read_line(fd, line, sizeof(line)) < 0)
-			rc = -ECONNREFUSED;
+		l = rc == 0 ? read_line(fd, line, sizeof(line)) : 0;
+		if (l < 0)
+			rc = (int)l; /* -ENODATA: closed without OK */
 		if (rc == 0 && strncmp(line, "OK ", 3) != 0)
 			rc = -EPROTO;
 	}
+	if (rc < 0)
+		fprintf(stderr, "vsock-bench host: connecting to %s: %s\n", j->path, strerror(-rc));
 	close(fd);
 	return rc;
 }

@@ -168,6 +168,7 @@ static int traffic(const struct bench_opts *o)
 	}
 	if (rc == 0 && bench_wanted(o, "peak"))
 		bench_record_peak(&s);
+	s.failed = rc < 0;
 	if (s.h.d.pid > 0 && bench_sut_stop(&s) < 0 && rc == 0)
 		rc = -EIO;
 	return rc;

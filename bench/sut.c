@@ -197,9 +197,10 @@ int bench_sut_stop(struct bench_sut *s)
 	if (pid > 0 && (!alive || rc < 0)) {
 		fprintf(stderr, "vsock-bench: the daemon %s (status 0x%x)\n",
 			alive ? "did not stop cleanly" : "died during the run", s->h.d.status);
-		dump_log(&s->h);
 		rc = rc ? rc : -ECHILD;
 	}
+	if (pid > 0 && (rc < 0 || s->failed))
+		dump_log(&s->h);
 	remove_dir(s->h.dir);
 	return rc;
 }

@@ -112,7 +112,8 @@ static int stat_ticks(const char *path, long *ticks)
 	fclose(f);
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
-	/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+	/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime */
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
 			 &st) != 2)
 		return -EPROTO;
