@@ -106,7 +106,14 @@ static int daemon_start(struct bench_sut *s, const struct bench_opts *o, const c
 		h->cid[i] = 3 + i;
 		snprintf(h->sock[i], sizeof(h->sock[i]), "%s/vm%u.sock", h->dir, i);
 		snprintf(h->uds[i], sizeof(h->uds[i]), "%s/vm%u.vsock", h->dir, i);
-		snprintf(spec[i], sizeof(spec[i]), "socket=%s,guest-cid=%llu,uds-path=%s%s%s%s%s",
+		/*
+		 * The guest driver is a process of its own that a loaded machine
+		 * (or ASan) can leave unscheduled for seconds: give it longer than
+		 * the 2 s default to answer a host-initiated REQUEST, so a slow
+		 * run is slow rather than failed.
+		 */
+		snprintf(spec[i], sizeof(spec[i]),
+			 "socket=%s,guest-cid=%llu,uds-path=%s,connect-timeout-ms=15000%s%s%s%s",
 			 h->sock[i], (unsigned long long)h->cid[i], h->uds[i], o->vm_keys[0] ? "," : "",
 			 o->vm_keys, keys ? "," : "", keys ? keys : "");
 		argv[na++] = "--vm";
