@@ -112,7 +112,6 @@ static void user_cleanup(void)
 {
 	udev_fini(&user.dev);
 	loop_fini(&user.loop);
-	rmdir(user.dir);
 }
 
 static void user_init(void)
@@ -121,12 +120,18 @@ static void user_init(void)
 		.name = "fuzz-user", .cid = 3, .uds_path = user.path,
 		.buf_alloc = 65536, .max_queue_size = 1024,
 	};
+	char sock[sizeof(user.path) + 16];
 
 	snprintf(user.dir, sizeof(user.dir), "/tmp/vuv-fuzz-XXXXXX");
 	FZ_CHECK(mkdtemp(user.dir), "mkdtemp");
 	snprintf(user.path, sizeof(user.path), "%s/h", user.dir);
 	FZ_CHECK(loop_init(&user.loop) == 0, "loop_init");
 	FZ_CHECK(udev_init(&user.dev, &c, &user.loop) == 0, "udev_init");
+	/* nobody connects to the hybrid sockets: remove them now, so a crash leaves nothing */
+	snprintf(sock, sizeof(sock), "%s_seqpacket", user.path);
+	unlink(sock);
+	unlink(user.path);
+	rmdir(user.dir);
 	atexit(user_cleanup);
 }
 

@@ -164,6 +164,39 @@ static int enable_all_rings(struct vu_dev *dev)
 	return rc;
 }
 
+/*
+ * EVENT_IDX adds 2 bytes to the avail and used rings, so addresses checked
+ * before it was acked may no longer fit guest memory. A running ring that
+ * would stick out refuses the features; a stopped one forgets its
+ * addresses (not ready until a new SET_VRING_ADDR), as after SET_MEM_TABLE.
+ */
+static int rings_fit_features(struct vu_dev *dev, uint64_t acked)
+{
+	uint64_t old = dev->features;
+	int rc = 0;
+
+	dev->features = acked;
+	for (unsigned int i = 0; i < dev_nqueues(dev) && rc == 0; i++) {
+		struct vu_vring *vr = &dev->vrings[i];
+		const char *bad;
+
+		if (!vr->addr_set || !vr->num)
+			continue;
+		bad = vring_misfit(dev, &dev->mem, &vr->addr, vr->num);
+		if (bad && vr->started) {
+			log_warn("%s: SET_FEATURES: with these features the %s of running ring %u "
+				 "is outside guest memory", dev->name, bad, i);
+			rc = -EFAULT;
+		} else if (bad) {
+			log_info("%s: SET_FEATURES: ring %u addresses dropped; its %s no longer fits",
+				 dev->name, i, bad);
+			vr->addr_set = false;
+		}
+	}
+	dev->features = old;
+	return rc;
+}
+
 static int handle_set_features(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
 {
 	uint64_t acked = msg->payload.u64;
@@ -176,6 +209,9 @@ static int handle_set_features(struct vu_dev *dev, struct vu_msg *msg, struct vu
 			 dev->name, acked, offered);
 		return -EINVAL;
 	}
+	rc = rings_fit_features(dev, acked);
+	if (rc < 0)
+		return rc;
 	if (dev->ops->set_features) {
 		rc = dev->ops->set_features(dev, acked & ~VU_F_PROTOCOL_BIT);
 		if (rc < 0)
