@@ -7,6 +7,8 @@
 #ifndef FUZZ_CLI_H
 #define FUZZ_CLI_H
 
+#include <errno.h>
+
 #include "cli/cli.h"
 #include "fuzz_util.h"
 
@@ -23,6 +25,23 @@ static inline void fz_check_vm(const struct vm_config *vm, const char *what)
 		 vm->tx_buffer_size);
 	FZ_CHECK(!vm->groups || cli_check_groups(vm->groups) == 0, "%s: groups '%s' accepted",
 		 what, vm->groups);
+}
+
+/* Parse @spec as one --vm device, as the CLI and `vm add` do, and check it. */
+static inline void fz_parse_vm_spec(const char *spec, const char *what)
+{
+	struct config cfg;
+	int rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.nvms = 1;
+	cli_vm_defaults(&cfg.vms[0]);
+	rc = cli_parse_vm_spec(&cfg.vms[0], spec);
+	FZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOMEM, "%s: cli_parse_vm_spec returned %d",
+		 what, rc);
+	if (rc == 0)
+		fz_check_vm(&cfg.vms[0], what);
+	cli_config_free(&cfg);
 }
 
 #endif

@@ -11,7 +11,6 @@
  * groups that pass cli_check_groups(); a refused spec is -EINVAL or
  * -ENOMEM. Every string is released (LeakSanitizer) by cli_config_free().
  */
-#include <errno.h>
 #include <stdint.h>
 
 #include "cli/cli.h"
@@ -21,23 +20,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct config cfg;
 	char *spec;
 	size_t n = size < VS_MAX_LEN ? size : VS_MAX_LEN;
-	int rc;
 
 	spec = malloc(n + 1);
 	FZ_CHECK(spec, "out of memory");
 	memcpy(spec, data, n);
 	spec[n] = '\0';
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.nvms = 1;
-	cli_vm_defaults(&cfg.vms[0]);
-	rc = cli_parse_vm_spec(&cfg.vms[0], spec);
-	FZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOMEM, "cli_parse_vm_spec returned %d", rc);
-	if (rc == 0)
-		fz_check_vm(&cfg.vms[0], "--vm");
-	cli_config_free(&cfg);
+	fz_parse_vm_spec(spec, "--vm");
 	free(spec);
 	return 0;
 }

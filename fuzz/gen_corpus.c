@@ -18,7 +18,7 @@
  *                chains, and broken rings (loops, wild heads, index jumps);
  *   vsock_pkt    guest- and host-initiated connections moving data, a
  *                SEQPACKET exchange, credit overrun and junk packets;
- *   hybrid_line, vm_spec, config_file: typical and broken text.
+ *   hybrid_line, vm_spec, config_file, control: typical and broken text.
  *
  * Limits: files are small (the whole corpus stays far below 1 MiB); names
  * are stable so that a regenerated corpus replaces, not adds.
@@ -620,8 +620,40 @@ static int gen_text(void)
 		{ "not-a-list", "vms: 3\n" },
 		{ "bad-yaml", "vms:\n  - socket: [\n" },
 	};
+	/* control: a mode byte (even: request line, odd: JSON), then the text */
+	static const char *const controls[][2] = {
+		{ "stats", "\x00" "stats\n" },
+		{ "help-crlf", "\x00" "help\r\n" },
+		{ "vm-add", "\x00" "vm add socket=/run/vm5.sock,uds-path=/run/vm5.vsock,guest-cid=5\n" },
+		{ "vm-add-spaces", "\x00" "vm\tadd   socket=/a b,uds_path=/c  \n" },
+		{ "vm-remove", "\x00" "vm remove 5" },
+		{ "words-after", "\x00" "stats now\n" },
+		{ "json-stats", "\xff"
+				"{\"ok\":true,\"engine\":\"user\",\"version\":\"0.1.0\",\"pid\":4795,\"sandbox\":\"seccom"
+				"p\",\"uid\":0,\"vms\":[{\"name\":\"cid3\",\"cid\":3,\"socket\":\"/run/vm3.sock\",\"uds_p"
+				"ath\":\"/run/vm3.vsock\",\"groups\":\"default\",\"added_at_run_time\":false,\"responding"
+				"\":true,\"frontend_connected\":true,\"sessions\":1,\"features_negotiated\":true,\"featur"
+				"es\":\"0x130000002\",\"running\":true,\"failed\":false,\"rings\":[{\"name\":\"rx\",\"run"
+				"ning\":true,\"size\":256,\"next_avail\":17},{\"name\":\"tx\",\"running\":true,\"size\":2"
+				"56,\"next_avail\":9}],\"connections_open\":1,\"guest_to_host\":{\"packets\":9,\"bytes\":"
+				"4096},\"host_to_guest\":{\"packets\":17,\"bytes\":65536},\"rst_sent\":0,\"credit_stalls\""
+				":1,\"connections_opened\":1,\"errors\":{\"broken_rings\":0,\"bad_packets\":0,\"host_sock"
+				"et\":0,\"refused_connects\":0,\"sibling_drops\":0},\"connections\":[{\"type\":\"stream\""
+				",\"local_port\":1024,\"peer_port\":52,\"state\":\"established\",\"age_ms\":1500,\"bytes_"
+				"to_host\":4096,\"bytes_from_host\":65536,\"buffered_to_host\":0,\"buffered_to_guest\":0}"
+				"]}]}" },
+		{ "json-kernel", "\xff" "{\"ok\":true,\"engine\":\"kernel\",\"vms\":[{\"socket\":"
+				 "\"/run/vm.sock\",\"guest_cid\":3,\"running\":false}]}" },
+		{ "json-escapes", "\x41" "[\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\", -1.5e+3, 0, "
+				  "18446744073709551615, 18446744073709551616, null, false, {}]" },
+		{ "json-error", "\x21" "{\"ok\":false,\"error\":\"vm remove: no VM has the CID 9\"}" },
+		{ "json-bad", "\x21" "{\"a\":[1,2,}" },
+	};
 	int rc = 0;
 
+	for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++)
+		rc |= save("control", controls[i][0], controls[i][1],
+			   strlen(controls[i][1] + 1) + 1);
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		rc |= save("hybrid_line", lines[i][0], lines[i][1],
 			   strlen(lines[i][1] + 1) + 1);
