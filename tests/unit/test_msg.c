@@ -25,25 +25,13 @@
 
 #include "util/log.h"
 #include "vhost_user/msg.h"
+#include "unit_util.h"
 
 struct pair {
 	int fe;      /* front end side (test writes) */
 	int be;      /* back end side (vu_msg_recv reads) */
 	int nfds0;   /* fds open before the test */
 };
-
-static int count_open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
 
 /* A reader that waits for bytes never sent fails the test instead of hanging it. */
 static void set_timeout(int sock)
@@ -58,7 +46,7 @@ static int setup(void **state)
 	static struct pair p;
 	int sv[2];
 
-	p.nfds0 = count_open_fds();
+	p.nfds0 = ut_fd_count();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	p.fe = sv[0];
 	p.be = sv[1];
@@ -75,7 +63,7 @@ static int teardown(void **state)
 		close(p->fe);
 	if (p->be >= 0)
 		close(p->be);
-	assert_int_equal(count_open_fds(), p->nfds0);
+	assert_int_equal(ut_fd_count(), p->nfds0);
 	return 0;
 }
 
@@ -391,14 +379,14 @@ static void test_no_fd_leak_loop(void **state)
 
 	make_eventfds(out.fds, 1);
 	out.nfds = 1;
-	before = count_open_fds();
+	before = ut_fd_count();
 	for (unsigned int i = 0; i < 10000; i++) {
 		assert_int_equal(vu_msg_send(p->fe, &out), 0);
 		assert_int_equal(vu_msg_recv(p->be, &in), 0);
 		assert_int_equal(vu_msg_check(&in), 0);
 		vu_msg_close_fds(&in);
 	}
-	assert_int_equal(count_open_fds(), before);
+	assert_int_equal(ut_fd_count(), before);
 	close(out.fds[0]);
 }
 

@@ -43,6 +43,7 @@
 
 #include "cli/cli.h"
 #include "daemon/sandbox.h"
+#include "unit_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -424,17 +425,6 @@ static int child_enter(void *arg)
 	return sandbox_enter(&e->cfg) == 0 && geteuid() == NOBODY ? 0 : 1;
 }
 
-static void make_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	strcpy(sa.sun_path, path);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	close(fd);
-}
-
 static void test_enter_hands_files_over(void **state)
 {
 	static struct enter_arg e;
@@ -456,7 +446,7 @@ static void test_enter_hands_files_over(void **state)
 	snprintf(seq, sizeof(seq), "%s_seqpacket", uds);
 	snprintf(ctl, sizeof(ctl), "%s/ctl.sock", e.dir);
 	for (size_t i = 0; i < 4; i++)
-		make_socket(files[i]);
+		ut_stale_socket(files[i]);
 	e.cfg.engine = ENGINE_USER;
 	e.cfg.fd = -1;
 	e.cfg.nvms = 1;

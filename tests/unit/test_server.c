@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon/server.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
@@ -44,18 +45,6 @@ struct fixture {
 	int attached, detached, attach_rc;
 	int fds_before;
 };
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static int fake_attach(void *priv)
 {
@@ -102,7 +91,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->fds_before = count_fds();
+	f->fds_before = ut_fd_count();
 	snprintf(f->dir, sizeof(f->dir), "/tmp/vuv-srv-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/vu.sock", f->dir);
@@ -129,7 +118,7 @@ static int teardown(void **state)
 	unlink(f->path);
 	assert_int_equal(rmdir(f->dir), 0);
 	/* every fd the server or the test opened is closed again */
-	assert_int_equal(count_fds(), f->fds_before);
+	assert_int_equal(ut_fd_count(), f->fds_before);
 	/* every session that attached was detached again */
 	assert_int_equal(f->detached, (int)f->srv.sessions);
 	free(f);
@@ -139,17 +128,6 @@ static int teardown(void **state)
 static void run_batch(struct fixture *f)
 {
 	assert_int_equal(loop_run(&f->loop), 0);
-}
-
-static int connect_client(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	strcpy(sa.sun_path, path);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
 }
 
 /* The server closed its end: recv sees EOF at once (or a reset). */
@@ -212,7 +190,7 @@ static void test_session_and_reconnect(void **state)
 	int c1, c2, c3;
 
 	start(f);
-	c1 = connect_client(f->path);
+	c1 = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_int_equal(f->attached, 1);
 	assert_int_equal(f->srv.sessions, 1);
@@ -220,7 +198,7 @@ static void test_session_and_reconnect(void **state)
 	assert_false(closed_by_server(c1));
 
 	/* a second front end while one is served: closed, no attach */
-	c2 = connect_client(f->path);
+	c2 = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_true(closed_by_server(c2));
 	assert_int_equal(f->attached, 1);
@@ -233,7 +211,7 @@ static void test_session_and_reconnect(void **state)
 	run_batch(f);
 	assert_int_equal(f->detached, 1);
 	assert_int_equal(f->srv.conn_fd, -1);
-	c3 = connect_client(f->path);
+	c3 = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_int_equal(f->attached, 2);
 	assert_int_equal(f->srv.sessions, 2);
@@ -251,7 +229,7 @@ static void test_malformed_message_ends_session(void **state)
 	int c;
 
 	start(f);
-	c = connect_client(f->path);
+	c = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_int_equal(f->attached, 1);
 	assert_int_equal(send(c, bad, sizeof(bad), MSG_NOSIGNAL), (ssize_t)sizeof(bad));
@@ -269,7 +247,7 @@ static void test_attach_failure(void **state)
 
 	f->attach_rc = -EIO;
 	start(f);
-	c = connect_client(f->path);
+	c = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_int_equal(f->attached, 1);
 	assert_int_equal(f->detached, 0);
@@ -280,7 +258,7 @@ static void test_attach_failure(void **state)
 
 	/* the server keeps listening and serves the next one */
 	f->attach_rc = 0;
-	c = connect_client(f->path);
+	c = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_int_equal(f->srv.sessions, 1);
 	assert_false(closed_by_server(c));
@@ -294,7 +272,7 @@ static void test_stop_during_session(void **state)
 	int c;
 
 	start(f);
-	c = connect_client(f->path);
+	c = ut_connect(f->path, SOCK_STREAM);
 	run_batch(f);
 	assert_int_equal(f->attached, 1);
 	server_stop(&f->srv);

@@ -36,18 +36,7 @@
 #include "daemon/server.h"
 #include "daemon/systemd.h"
 #include "util/log.h"
-
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
+#include "unit_util.h"
 
 static void clear_env(void)
 {
@@ -437,7 +426,7 @@ static int srv_setup(void **state)
 
 	assert_non_null(f);
 	clear_env();
-	f->fds_before = open_fds();
+	f->fds_before = ut_fd_count();
 	assert_int_equal(loop_init(&f->loop), 0);
 	f->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	assert_true(f->timer_fd >= 0);
@@ -457,7 +446,7 @@ static int srv_teardown(void **state)
 	close(f->timer_fd);
 	loop_fini(&f->loop);
 	assert_int_equal(f->detached, f->attached - (f->attach_rc < 0));
-	assert_int_equal(open_fds(), f->fds_before);
+	assert_int_equal(ut_fd_count(), f->fds_before);
 	free(f);
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "transport/unix.h"
+#include "unit_util.h"
 
 struct tdir {
 	char dir[64];
@@ -74,18 +75,6 @@ static int connect_to(const char *path)
 		return -errno;
 	}
 	return fd;
-}
-
-/* Leave a socket file at @path that nobody listens on. */
-static void make_stale(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	strcpy(sa.sun_path, path);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	close(fd);
 }
 
 static void write_file(const char *path, const char *text)
@@ -162,7 +151,7 @@ static void test_stale_replaced(void **state)
 	struct tdir *t = *state;
 	int lfd, cfd;
 
-	make_stale(t->sock);
+	ut_stale_socket(t->sock);
 	assert_int_equal(connect_to(t->sock), -ECONNREFUSED);
 	lfd = unix_listen(t->sock, 0600);
 	assert_true(lfd >= 0);
@@ -237,7 +226,7 @@ static void test_symlink_refused(void **state)
 	assert_int_equal(access(target, F_OK), -1);  /* nothing created through it */
 
 	/* to a stale socket, which must be neither replaced nor removed */
-	make_stale(target);
+	ut_stale_socket(target);
 	assert_int_equal(unix_listen(t->sock, 0600), -EEXIST);
 	assert_true(S_ISLNK(lmode(t->sock)));
 	assert_true(S_ISSOCK(lmode(target)));
@@ -302,7 +291,7 @@ static void test_unlink_only_sockets(void **state)
 	struct tdir *t = *state;
 
 	unix_unlink(t->sock);  /* nothing there: harmless */
-	make_stale(t->sock);
+	ut_stale_socket(t->sock);
 	unix_unlink(t->sock);
 	assert_int_equal(access(t->sock, F_OK), -1);
 	write_file(t->sock, "file");

@@ -29,6 +29,7 @@
 #include "engine/user/device.h"
 #include "engine/user/hybrid.h"
 #include "vhost_user/msg.h"
+#include "unit_util.h"
 
 struct hx {
 	struct loop loop;
@@ -108,17 +109,6 @@ static void hx_fini(struct hx *x)
 	rmdir(x->dir);
 }
 
-static int client(const char *path, int type)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	strcpy(sa.sun_path, path);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
 /* Has the daemon side closed @fd? (EOF, or a reset when it left bytes unread) */
 static bool closed_by_peer(int fd)
 {
@@ -137,7 +127,7 @@ static void test_line_in_pieces_keeps_early_bytes(void **state)
 	(void)state;
 	hx_init(&x);
 	hx_start(&x);
-	c = client(x.path, SOCK_STREAM);
+	c = ut_connect(x.path, SOCK_STREAM);
 	assert_int_equal(write(c, "CONN", 4), 4);
 	run(&x, 50);
 	assert_int_equal(x.calls, 0);
@@ -165,9 +155,9 @@ static void test_bad_lines_close_that_socket(void **state)
 	(void)state;
 	hx_init(&x);
 	hx_start(&x);
-	keep = client(x.path, SOCK_STREAM);
+	keep = ut_connect(x.path, SOCK_STREAM);
 	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		c = client(x.path, SOCK_STREAM);
+		c = ut_connect(x.path, SOCK_STREAM);
 		assert_int_equal(write(c, bad[i], strlen(bad[i])), (ssize_t)strlen(bad[i]));
 		run(&x, 100);
 		assert_true(closed_by_peer(c));
@@ -192,7 +182,7 @@ static void test_silence_times_out(void **state)
 	hx_init(&x);
 	hx_start(&x);
 	x.hy.timeout_ms = 20;
-	c = client(x.path, SOCK_STREAM);
+	c = ut_connect(x.path, SOCK_STREAM);
 	assert_int_equal(write(c, "CONNECT 1", 9), 9);
 	run(&x, 50);
 	hybrid_expire(&x.hy, hybrid_now_ms() + 1);
@@ -212,7 +202,7 @@ static void test_pending_cap(void **state)
 	hx_init(&x);
 	hx_start(&x);
 	for (unsigned int i = 0; i <= HYBRID_DEFAULT_MAX_PENDING; i++) {
-		c[i] = client(x.path, SOCK_STREAM);
+		c[i] = ut_connect(x.path, SOCK_STREAM);
 		run(&x, 5);
 	}
 	assert_int_equal(x.hy.npending, HYBRID_DEFAULT_MAX_PENDING);
@@ -237,18 +227,18 @@ static void test_seqpacket_first_message(void **state)
 	hx_init(&x);
 	hx_start(&x);
 	/* the line split over two messages, or with more in its message: refused */
-	c = client(x.seq_path, SOCK_SEQPACKET);
+	c = ut_connect(x.seq_path, SOCK_SEQPACKET);
 	assert_int_equal(send(c, "CONN", 4, 0), 4);
 	run(&x, 100);
 	assert_true(closed_by_peer(c));
 	close(c);
-	c = client(x.seq_path, SOCK_SEQPACKET);
+	c = ut_connect(x.seq_path, SOCK_SEQPACKET);
 	assert_int_equal(send(c, "CONNECT 9\nxyz", 13, 0), 13);
 	run(&x, 100);
 	assert_true(closed_by_peer(c));
 	close(c);
 	assert_int_equal(x.calls, 0);
-	c = client(x.seq_path, SOCK_SEQPACKET);
+	c = ut_connect(x.seq_path, SOCK_SEQPACKET);
 	assert_int_equal(send(c, "CONNECT 9\n", 10, 0), 10);
 	run(&x, 2000);
 	assert_int_equal(x.calls, 1);
