@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine:
 #   1. install what the tests need (Debian packages only);
-#   2. build with gcc and with clang, warnings as errors, and run the unit
-#      and integration tests with both;
-#   3. run them again under AddressSanitizer + UndefinedBehaviorSanitizer,
-#      the integration tests once more with the daemon under valgrind,
-#      then run each fuzz target for a bounded time under libFuzzer;
+#   2. build with gcc and with clang, warnings as errors, and run the
+#      whole Meson suite on the gcc build;
+#   3. run it again built by clang under AddressSanitizer +
+#      UndefinedBehaviorSanitizer and under ThreadSanitizer, the integration
+#      tests once more with the daemon under valgrind, then each fuzz
+#      target for a bounded time under libFuzzer;
 #   4. run the real-peer tests (QEMU/TCG guests with Debian's kernel).
 # Set VUV_SKIP_PEERS=1 to skip step 4 while iterating.
 set -euo pipefail
@@ -35,6 +36,16 @@ echo "=== tests: clang + AddressSanitizer + UndefinedBehaviorSanitizer"
 build build/asan clang -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build/asan --print-errorlogs --num-processes 2
+
+# ThreadSanitizer: the userspace engine runs a thread per VM, hands packets
+# between VMs' threads (sibling routing) and answers control requests with
+# snapshots taken by each VM's thread; the integration tests and the
+# benchmark's smoke run exercise all three with the daemon built for TSan.
+# A race report ends the daemon (halt_on_error), which fails its test.
+echo "=== tests: clang + ThreadSanitizer"
+build build/tsan clang -Db_sanitize=thread -Db_lundef=false
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	meson test -C build/tsan --print-errorlogs --num-processes 2
 
 # The integration suite once more with the daemon under valgrind memcheck:
 # the harness runs it through VUV_DAEMON_WRAPPER, with --sandbox none

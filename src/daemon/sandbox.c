@@ -28,18 +28,7 @@
 #include "cli/cli.h"
 #include "engine/user/hybrid.h"
 #include "util/log.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZER_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-	__has_feature(undefined_behavior_sanitizer)
-#define SANITIZER_BUILD 1
-#endif
-#endif
-#ifndef SANITIZER_BUILD
-#define SANITIZER_BUILD 0
-#endif
+#include "util/sanitizer.h"
 
 /* The flags the kernel engine opens its vhost device with (kernel.c). */
 #define VHOST_OPEN_FLAGS (O_RDWR | O_CLOEXEC | O_NONBLOCK)

@@ -17,7 +17,7 @@
  * which a leak shows, is far above that over these counts.
  *
  * Counts: VUV_ENDURANCE_CYCLES (default 1000), VUV_ENDURANCE_CONNS (10000).
- * Under a wrapper (valgrind) and in AddressSanitizer builds the RSS
+ * Under a wrapper (valgrind) and in sanitizer builds the RSS
  * comparison is skipped (rss_meaningful()); fds and mappings are always
  * compared. argv[1]: the daemon.
  */
@@ -35,6 +35,7 @@
 
 #include "proc_watch.h"
 #include "user_harness.h"
+#include "util/sanitizer.h"
 
 #define GCID 3u
 #define HOST_PORT 5000u
@@ -85,27 +86,17 @@ static int teardown(void **state)
 	return rc ? -1 : 0;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /*
  * Whether RSS means anything: not under a wrapper (it measures valgrind),
- * nor in an AddressSanitizer build (this program's build is the daemon's):
- * freed memory waits in ASan's quarantine, up to 256 MiB, by design.
+ * nor in a sanitizer build (this program's build is the daemon's): freed
+ * memory waits in ASan's quarantine, up to 256 MiB, by design, and TSan
+ * keeps shadow and history memory that grows with what the threads touch.
  */
 static bool rss_meaningful(void)
 {
 	const char *w = getenv("VUV_DAEMON_WRAPPER");
 
-	return !(w && *w) && !SANITIZED;
+	return !(w && *w) && !SANITIZER_BUILD;
 }
 
 /* Back to the start: same fds and mappings, RSS within the slack. */

@@ -44,17 +44,8 @@
 #include "cli/cli.h"
 #include "daemon/sandbox.h"
 #include "unit_util.h"
+#include "util/sanitizer.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 #define NOBODY 65534u
 
@@ -157,7 +148,7 @@ static void test_forbidden_calls(void **state)
 	expect_killed(TRY_INET_SOCKET, true);
 	expect_killed(TRY_IOCTL, false);
 	expect_killed(TRY_IOCTL, true); /* not a vhost request */
-	if (SANITIZED) {
+	if (SANITIZER_BUILD) {
 		print_message("sanitizer build: execve, fork, open, ptrace and PROT_EXEC cases "
 			      "skipped (the run-time needs them)\n");
 		return;
@@ -186,7 +177,7 @@ static void test_open_refused_softly(void **state)
 	int st;
 
 	(void)state;
-	if (SANITIZED) {
+	if (SANITIZER_BUILD) {
 		skip(); /* the leak checker reads /proc */
 		return;
 	}
