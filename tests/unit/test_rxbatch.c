@@ -294,11 +294,42 @@ static void test_full_read_then_batch(void **state)
 	/* the short read emptied the socket: off the rx queue, watched for input again */
 	assert_false(conn_wants_rx(f.c));
 	assert_true(conn_wants_host_read(f.c));
-	/* asked anyway, it tries one buffer only (no batch after a short read) */
+	/* the host writes in bulk: the next wake's read is a batch at once */
+	feed(&f, 5 * ROOM + 100, 2 * ROOM);
+	conn_host_readable(f.c);
+	f.reads = 0;
+	assert_int_equal(offer(&f, 6, &h), 2);
+	assert_int_equal(f.reads, 1);
+	check_rw(&f, 0, ROOM);
+	check_rw(&f, 1, ROOM);
+	/* asked with the socket empty: one read says so, then single buffers again */
+	f.reads = 0;
+	assert_int_equal(offer(&f, 6, &h), -EAGAIN);
+	assert_int_equal(f.reads, 1);
 	f.reads = 0;
 	assert_int_equal(offer(&f, 6, &h), -EAGAIN);
 	assert_int_equal(f.reads, 1);
 	assert_int_equal(f.rb.n, 1);
+	fx_down(&f);
+}
+
+/* Small messages stay single-buffer reads: no chains popped to be given back. */
+static void test_small_reads_stay_single(void **state)
+{
+	struct fx f;
+	struct pkt_hdr h;
+
+	(void)state;
+	fx_up(&f, 1 << 20);
+	for (uint64_t i = 0; i < 3; i++) {
+		feed(&f, i * 100, 100);
+		conn_host_readable(f.c);
+		f.reads = 0;
+		assert_int_equal(offer(&f, 6, &h), 1);
+		assert_int_equal(f.reads, 1);
+		assert_int_equal(f.rb.n, 1);
+		check_rw(&f, 0, 100);
+	}
 	fx_down(&f);
 }
 
@@ -420,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_unpop_checks_again),
 		cmocka_unit_test(test_unpop_clamped),
 		cmocka_unit_test(test_full_read_then_batch),
+		cmocka_unit_test(test_small_reads_stay_single),
 		cmocka_unit_test(test_batch_within_credit),
 		cmocka_unit_test(test_batch_ends_at_bare_header_buffer),
 		cmocka_unit_test(test_batch_ends_when_buffers_do),

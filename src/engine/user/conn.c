@@ -755,8 +755,15 @@ static int conn_emit_stream(struct conn *c, struct rx_slot *s, struct conn_rxbuf
 	}
 	if (n == 0)
 		return conn_host_eof(c, now_ms);
-	c->host_bulk = (uint32_t)n == total;
-	if (!c->host_bulk)
+	/*
+	 * Batch the next read when this one filled every buffer (more is
+	 * waiting) or more than one (the host writes in bulk: the next wake
+	 * likely brings as much, and one readv takes it). A read that fit one
+	 * buffer keeps the next one to a single buffer, so small messages do
+	 * not pop chains only to give them back.
+	 */
+	c->host_bulk = (uint32_t)n == total || (uint32_t)n > s->room;
+	if ((uint32_t)n < total)
 		c->host_readable = false;
 	*used = rx_spread(c, s, &m, (uint32_t)n);
 	return 0;

@@ -126,7 +126,7 @@ struct conn {
 	uint8_t peer_shut;     /* VSOCK_SHUTDOWN_* the guest announced */
 	bool host_wr_shut;     /* shutdown_wr() done on the host stream */
 	bool host_readable;    /* host said readable and no read hit -EAGAIN since */
-	bool host_bulk;        /* the last host read filled every buffer: batch the next */
+	bool host_bulk;        /* the last host read filled more than one buffer: batch the next */
 	bool announced;        /* the guest has heard of this connection */
 	uint64_t deadline_ms;  /* 0 = none; else when conn_timeout() acts */
 	struct credit cr;
