@@ -537,14 +537,38 @@ static void rx_buffer(struct tfe_vsock *vs, uint16_t slot, uint32_t used_len)
 	handle_pkt(vs, &p, buf + TFE_VSOCK_HDR_SIZE);
 }
 
+/*
+ * Every slot is taken and some hold connections a peer opened that the
+ * program has not accepted yet: it can free them, so the next REQUEST
+ * should wait for that rather than be refused for want of a slot.
+ */
+static bool backlog_full(const struct tfe_vsock *vs)
+{
+	bool waiting = false;
+
+	for (unsigned int i = 0; i < TFE_VSOCK_MAX_CONNS; i++) {
+		const struct tfe_vsock_conn *c = &vs->conns[i];
+
+		if (c->state == TFE_CONN_FREE)
+			return false;
+		waiting = waiting || (c->incoming && !c->accepted);
+	}
+	return waiting;
+}
+
+/*
+ * Used rx buffers in order. With the backlog full the rest stays in the
+ * ring until the program has accepted (the next poll takes it), as a
+ * program blocked in accept() runs before a listener's queue overflows.
+ */
 static int drain_rx(struct tfe_vsock *vs, unsigned int *work)
 {
 	bool posted = false;
 	uint32_t len;
 	uintptr_t slot;
-	int rc;
+	int rc = 0;
 
-	while ((rc = tfe_vring_get_used(vs->rx, &len, &slot)) == 1) {
+	while (!backlog_full(vs) && (rc = tfe_vring_get_used(vs->rx, &len, &slot)) == 1) {
 		(*work)++;
 		if (slot >= rx_slots(vs))
 			return -EIO;
@@ -617,7 +641,8 @@ int tfe_vsock_wait(struct tfe_vsock *vs, int timeout_ms)
 		struct pollfd p[2];
 		int fds[2];
 		unsigned int n = tfe_vsock_pollfds(vs, fds);
-		bool pending = tfe_vring_arm(vs->rx);
+		/* rx left in the ring for a full backlog is not work we can do */
+		bool pending = tfe_vring_arm(vs->rx) && !backlog_full(vs);
 		int slice = tfe_remaining_ms(deadline);
 
 		pending = tfe_vring_arm(vs->tx) || pending;

@@ -523,6 +523,8 @@ int conn_recv(struct conn *c, const struct pkt_hdr *h, const struct iovec *paylo
 	if (c->state == CONN_CLOSED)
 		return 0; /* an RST is on its way; nothing else matters */
 	if (h->op == VSOCK_OP_RST) {
+		log_debug("vsock %u<->%u: reset by the guest in %s", c->local_port, c->peer_port,
+			  conn_state_name(c->state));
 		conn_reset(c, 0);
 		c->rxops = 0; /* never answer an RST */
 		return 0;
