@@ -887,8 +887,11 @@ static int case_reconnect(struct check *k, char *why, size_t n)
 	return case_guest_connect(k, why, n);
 }
 
-/* Some warn or error line in the daemon's log, within a second. */
-static int log_has_complaint(struct check *k, const char *path, char *line, size_t len)
+/*
+ * A line of the daemon's log at @path, within a second: one holding
+ * @needle, or with @needle NULL any warn or error line.
+ */
+static int log_has(struct check *k, const char *path, const char *needle, char *line, size_t len)
 {
 	int64_t end = tfe_now_ms() + budget(k, 1000);
 
@@ -897,7 +900,8 @@ static int log_has_complaint(struct check *k, const char *path, char *line, size
 		bool found = false;
 
 		while (f && !found && fgets(line, (int)len, f))
-			found = strstr(line, " error: ") || strstr(line, " warn: ");
+			found = needle ? strstr(line, needle) != NULL
+				       : strstr(line, " error: ") || strstr(line, " warn: ");
 		if (f)
 			fclose(f);
 		if (found) {
@@ -932,7 +936,7 @@ static int case_duplicate_cid(struct check *k, char *why, size_t n)
 		FAILF("the second daemon accepted a front end for CID %llu, which is in use",
 		      (unsigned long long)k->cid);
 	printf("INFO: duplicate-cid: second front end refused with %s\n", strerror(-rc));
-	if (log_has_complaint(k, k->log2, line, sizeof(line)) < 0)
+	if (log_has(k, k->log2, NULL, line, sizeof(line)) < 0)
 		FAILF("no warn/error line in %s about the refused CID", k->log2);
 	printf("INFO: duplicate-cid: daemon 2 logged: %s\n", line);
 	return case_guest_connect(k, why, n);
@@ -951,6 +955,94 @@ static int case_crosvm(struct check *k, char *why, size_t n)
 	if (k->vm.nvq != 3 || k->vm.vq[0].num != 256)
 		FAILF("expected 3 rings of 256");
 	return case_guest_connect(k, why, n);
+}
+
+/*
+ * A front end that places ring 0's descriptor table past the end of guest
+ * memory: the daemon refuses SET_VRING_ADDR itself (no address it cannot
+ * translate reaches the kernel), keeps serving, and the next front end
+ * moves data.
+ */
+static int case_hostile_ring_address(struct check *k, char *why, size_t n)
+{
+	struct tfe_fe *fe = &k->vm.fe;
+	struct vu_vring_addr a = { .index = 0 };
+	uint64_t pf = 0;
+	char line[512];
+	int rc;
+
+	guest_down(k);
+	rc = tfe_vm_open(&k->vm, k->sock1, MEM_SIZE, true, budget(k, STEP_MS));
+	if (rc < 0)
+		FAILF("front end: %s", strerror(-rc));
+	k->vm_up = true;
+	fe->timeout_ms = budget(k, STEP_MS);
+	rc = tfe_fe_get_u64(fe, VU_REQ_GET_FEATURES, &k->vm.features_offered);
+	if (rc == 0)
+		rc = tfe_fe_get_u64(fe, VU_REQ_GET_PROTOCOL_FEATURES, &pf);
+	if (rc == 0)
+		rc = tfe_fe_set_u64(fe, VU_REQ_SET_PROTOCOL_FEATURES,
+				    pf & (1ull << VU_PROTOCOL_F_REPLY_ACK));
+	if (rc == 0)
+		rc = tfe_fe_set_owner(fe);
+	if (rc == 0)
+		rc = tfe_fe_set_u64(fe, VU_REQ_SET_FEATURES,
+				    (1ull << TFE_F_VERSION_1) | (1ull << VU_F_PROTOCOL_FEATURES));
+	if (rc == 0)
+		rc = tfe_fe_set_mem_table(fe, &k->vm.mem);
+	if (rc == 0)
+		rc = tfe_fe_set_vring_state(fe, VU_REQ_SET_VRING_NUM, 0, 128);
+	if (rc < 0)
+		FAILF("set-up before the bad address: %s", strerror(-rc));
+	a.desc = tfe_mem_uva(&k->vm.mem, 0) + MEM_SIZE + (1u << 20);
+	a.avail = tfe_mem_uva(&k->vm.mem, 0x1000);
+	a.used = tfe_mem_uva(&k->vm.mem, 0x2000);
+	fe->need_reply = TFE_NR_ALL;
+	rc = tfe_fe_set_vring_addr(fe, &a);
+	if (rc == 0)
+		FAILF("SET_VRING_ADDR with the descriptor table outside guest memory was acked 0");
+	printf("INFO: hostile-ring-address: refused with %s\n", strerror(-rc));
+	if (log_has(k, k->log1, "not inside one memory region", line, sizeof(line)) < 0)
+		FAILF("no log line in %s about the refused SET_VRING_ADDR", k->log1);
+	printf("INFO: hostile-ring-address: daemon logged: %s\n", line);
+	return case_reconnect(k, why, n);
+}
+
+static bool err_fd_fired(void *ctx)
+{
+	struct pollfd p = { .fd = *(int *)ctx, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * The guest moves the tx avail index more than a ring ahead: the kernel's
+ * vhost stops that ring and signals the front end's error eventfd, which
+ * the daemon handed to it (VHOST_SET_VRING_ERR); the daemon keeps serving
+ * and the next front end moves data.
+ */
+static int case_hostile_avail_jump(struct check *k, char *why, size_t n)
+{
+	struct tfe_vring *tx = &k->vm.vq[1];
+	int err_fd = k->vm.fe.err[1];
+	int64_t end = tfe_now_ms() + budget(k, STEP_MS);
+
+	if (!k->vs_up)
+		FAILF("no guest");
+	if (err_fd_fired(&err_fd))
+		FAILF("the tx ring's error eventfd had fired before the jump");
+	tfe_vring_set_avail_idx(tx, (uint16_t)(tx->avail_idx + tx->num + 1));
+	if (tfe_vring_notify(tx) < 0)
+		FAILF("kick: %s", strerror(errno));
+	while (!err_fd_fired(&err_fd) && tfe_remaining_ms(end) > 0)
+		poll(NULL, 0, 20);
+	if (!err_fd_fired(&err_fd))
+		FAILF("the tx ring's error eventfd never fired after avail moved by %u",
+		      tx->num + 1);
+	printf("INFO: hostile-avail-jump: the kernel stopped tx and signalled its error fd\n");
+	if (!tfe_daemon_alive(&k->d1))
+		FAILF("daemon 1 is gone (see %s)", k->log1);
+	return case_reconnect(k, why, n);
 }
 
 static int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n)
@@ -1057,6 +1149,8 @@ int main(int argc, char **argv)
 		{ "duplicate-cid", case_duplicate_cid },
 		{ "crosvm-order", case_crosvm },
 		{ "ring-disable-stops", case_ring_disable },
+		{ "hostile-ring-address", case_hostile_ring_address },
+		{ "hostile-avail-jump", case_hostile_avail_jump },
 		{ "daemon-exit", case_daemon_exit },
 	};
 	int rc = parse_args(&k, argc, argv);
