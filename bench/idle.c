@@ -128,7 +128,8 @@ static int idle_ours(const struct bench_opts *o, struct idle_out *out)
 	pause_ms(o->idle_secs * 1000);
 	if (rc == 0)
 		rc = bench_proc_read(s.h.d.pid, &p1);
-	out->ticks_empty = (double)(p1.ticks - p0.ticks);
+	if (rc == 0)
+		out->ticks_empty = (double)(p1.ticks - p0.ticks);
 	if (rc == 0)
 		rc = idle_conns_ours(&s, o, out);
 	if (bench_sut_stop(&s) < 0 && rc == 0)

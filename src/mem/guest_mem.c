@@ -187,8 +187,8 @@ int gmem_map(struct gmem *m, const struct gmem_region_desc *descs, unsigned int 
 	rc = check_table(descs, n);
 	for (unsigned int i = 0; rc == 0 && i < n; i++)
 		rc = check_file(fds[i], &descs[i], i, &granule[i]);
-	if (rc < 0)
-		return rc;
+	if (rc != 0)
+		return rc; /* every granule is set only when every check passed */
 	for (unsigned int i = 0; i < n; i++) {
 		rc = map_region(&m->regions[i], &descs[i], fds[i], granule[i], i);
 		if (rc < 0) {
