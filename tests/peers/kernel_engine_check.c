@@ -958,47 +958,26 @@ static int case_crosvm(struct check *k, char *why, size_t n)
 }
 
 /*
- * A front end that places ring 0's descriptor table past the end of guest
- * memory: the daemon refuses SET_VRING_ADDR itself (no address it cannot
- * translate reaches the kernel), keeps serving, and the next front end
- * moves data.
+ * The front end stops the rings, as QEMU does, and gives ring 0 a new
+ * address, but with its descriptor table past the end of guest memory: the
+ * daemon refuses SET_VRING_ADDR itself (no address it cannot translate
+ * reaches the kernel), keeps serving, and the next front end moves data.
  */
 static int case_hostile_ring_address(struct check *k, char *why, size_t n)
 {
-	struct tfe_fe *fe = &k->vm.fe;
-	struct vu_vring_addr a = { .index = 0 };
-	uint64_t pf = 0;
+	struct vu_vring_addr a;
 	char line[512];
 	int rc;
 
-	guest_down(k);
-	rc = tfe_vm_open(&k->vm, k->sock1, MEM_SIZE, true, budget(k, STEP_MS));
+	if (!k->vs_up)
+		FAILF("no guest");
+	rc = tfe_stop_qemu(&k->vm, NULL);
 	if (rc < 0)
-		FAILF("front end: %s", strerror(-rc));
-	k->vm_up = true;
-	fe->timeout_ms = budget(k, STEP_MS);
-	rc = tfe_fe_get_u64(fe, VU_REQ_GET_FEATURES, &k->vm.features_offered);
-	if (rc == 0)
-		rc = tfe_fe_get_u64(fe, VU_REQ_GET_PROTOCOL_FEATURES, &pf);
-	if (rc == 0)
-		rc = tfe_fe_set_u64(fe, VU_REQ_SET_PROTOCOL_FEATURES,
-				    pf & (1ull << VU_PROTOCOL_F_REPLY_ACK));
-	if (rc == 0)
-		rc = tfe_fe_set_owner(fe);
-	if (rc == 0)
-		rc = tfe_fe_set_u64(fe, VU_REQ_SET_FEATURES,
-				    (1ull << TFE_F_VERSION_1) | (1ull << VU_F_PROTOCOL_FEATURES));
-	if (rc == 0)
-		rc = tfe_fe_set_mem_table(fe, &k->vm.mem);
-	if (rc == 0)
-		rc = tfe_fe_set_vring_state(fe, VU_REQ_SET_VRING_NUM, 0, 128);
-	if (rc < 0)
-		FAILF("set-up before the bad address: %s", strerror(-rc));
+		FAILF("stopping the rings: %s", strerror(-rc));
+	tfe_vring_addr(&k->vm.vq[0], 0, &a);
 	a.desc = tfe_mem_uva(&k->vm.mem, 0) + MEM_SIZE + (1u << 20);
-	a.avail = tfe_mem_uva(&k->vm.mem, 0x1000);
-	a.used = tfe_mem_uva(&k->vm.mem, 0x2000);
-	fe->need_reply = TFE_NR_ALL;
-	rc = tfe_fe_set_vring_addr(fe, &a);
+	k->vm.fe.need_reply = TFE_NR_ALL;
+	rc = tfe_fe_set_vring_addr(&k->vm.fe, &a);
 	if (rc == 0)
 		FAILF("SET_VRING_ADDR with the descriptor table outside guest memory was acked 0");
 	printf("INFO: hostile-ring-address: refused with %s\n", strerror(-rc));
