@@ -90,7 +90,10 @@ static void check_request(const char *line, size_t len)
 
 /* ---- JSON ------------------------------------------------------------------ */
 
-/* Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+/*
+ * Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+ * Written apart from json.c's decoder on purpose: it judges that code.
+ */
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
