@@ -72,13 +72,13 @@ mod_order=$("$rig_dir/make-initramfs.sh" -k "$tree" -o "$initrd" \
 t_initrd=$(rig_elapsed "$t0")
 
 # The guest mounts a tmpfs over /tmp: keep our trees visible if they live there.
-keep=$(rig_tmp_keeps "$rig_repo" "$build") || fail "setup: a path cannot be passed to the guest"
+tmp_keep=$(rig_tmp_keeps "$rig_repo" "$build") || fail "setup: a path cannot be passed to the guest"
 run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" --dump /tmp -- \
 	"$peers/vfio-guest.sh" "$daemon" "$check" "$serial_bdf" "$shm_bdf") ||
 	fail "setup: a path cannot be passed to the guest"
 append="console=ttyS0 quiet panic=-1 intel_iommu=on iommu=pt no_timer_check"
 append+=" rig.root9p=1 rig.mods=$mod_order rig.run=$run"
-[ -z "$keep" ] || append+=" rig.keep=$keep"
+[ -z "$tmp_keep" ] || append+=" rig.keep=$tmp_keep"
 
 # The BAR's contents before boot: what vfio_check's shm_in_byte() expects.
 python3 - "$work/shm" "$shm_size" <<'PY'
