@@ -257,6 +257,29 @@ static int exchange(struct session *s)
 	return 0;
 }
 
+/* The type1 IOVA ranges as vfio_sys read them: none may touch the MSI window. */
+static void check_iova_ranges(struct vfio_dev *vf)
+{
+	struct vfio_iova_range r[VFIO_DEV_MAX_IOVA_RANGES];
+	uint64_t pgsizes = 0;
+	int i, n = vf->ops->iova_ranges(vf, r, VFIO_DEV_MAX_IOVA_RANGES);
+
+	vf->ops->iova_pgsizes(vf, &pgsizes);
+	printf("INFO: IOMMU page sizes 0x%llx, %d IOVA ranges\n", (unsigned long long)pgsizes, n);
+	for (i = 0; i < n; i++) {
+		printf("INFO:   IOVA 0x%llx-0x%llx\n", (unsigned long long)r[i].start,
+		       (unsigned long long)r[i].end);
+		if (r[i].start <= 0xfeefffffull && r[i].end >= 0xfee00000ull) {
+			fail("iova-ranges", "a range overlaps the MSI window");
+			return;
+		}
+	}
+	if (n > 0 && (pgsizes & 4096))
+		pass("iova-ranges");
+	else
+		fail("iova-ranges", "%d ranges, page sizes 0x%llx", n, (unsigned long long)pgsizes);
+}
+
 static void serial_session(struct vfio_dev *vf, unsigned int n)
 {
 	struct session s = { .n = n };
@@ -295,6 +318,7 @@ static void check_serial(const char *bdf)
 		return;
 	}
 	pass("serial-open");
+	check_iova_ranges(&vf);
 	serial_session(&vf, 1);
 	/* after the reset vpci_close did, the device must work again */
 	serial_session(&vf, 2);
