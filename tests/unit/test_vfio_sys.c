@@ -18,7 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
+/* the kernel's header has its own struct vfio_iova_range, clashing with vfio.h's */
+#define vfio_iova_range kernel_vfio_iova_range
+#include <linux/vfio.h>
+#undef vfio_iova_range
+
 #include "transport/vvu/vfio.h"
+#include "transport/vvu/vfio_sys.h"
 #include "unit_util.h"
 
 static void parse_ok(const char *in, const char *want)
@@ -117,6 +123,102 @@ static void open_names_the_other_driver(void **state)
 	assert_null(d.ops);
 }
 
+/* ---- the IOVA capability chain ------------------------------------------- */
+
+#define INFO_SIZE 256u
+#define CAP_AT 32u   /* after the 24-byte info and an 8-byte other capability */
+
+union info_buf {
+	struct vfio_iommu_type1_info info;
+	uint8_t b[INFO_SIZE];
+};
+
+struct iova_cap {
+	struct vfio_info_cap_header h;
+	uint32_t nr, reserved;
+	uint64_t r[][2];
+};
+
+/* An info with an unrelated capability at 24 pointing to an IOVA one with @nr ranges. */
+static void info_build(union info_buf *u, uint32_t nr)
+{
+	struct vfio_info_cap_header *other = (void *)(u->b + sizeof(u->info));
+	struct iova_cap *c = (void *)(u->b + CAP_AT);
+	uint32_t i;
+
+	memset(u, 0, sizeof(*u));
+	u->info.argsz = INFO_SIZE;
+	u->info.flags = VFIO_IOMMU_INFO_CAPS | VFIO_IOMMU_INFO_PGSIZES;
+	u->info.cap_offset = sizeof(u->info);
+	other->id = 0x7777;
+	other->next = CAP_AT;
+	c->h.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
+	c->nr = nr;
+	for (i = 0; i < nr && CAP_AT + 16 + 16 * (i + 1) <= INFO_SIZE; i++) {
+		c->r[i][0] = 0x100000ull * (i + 1);
+		c->r[i][1] = 0x100000ull * (i + 1) + 0xfffff;
+	}
+}
+
+static void iova_from_capability(void **state)
+{
+	struct vfio_iova_range r[4];
+	union info_buf u;
+
+	(void)state;
+	info_build(&u, 3);
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), 3);
+	assert_int_equal(r[2].start, 0x300000);
+	assert_int_equal(r[2].end, 0x3fffff);
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 2), 2);  /* only what fits */
+	((struct iova_cap *)(u.b + CAP_AT))->r[1][1] = 0;               /* end before start: skipped */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), 2);
+	assert_int_equal(r[1].start, 0x300000);
+}
+
+static void iova_without_capability(void **state)
+{
+	struct vfio_iova_range r[4];
+	union info_buf u;
+
+	(void)state;
+	info_build(&u, 1);
+	u.info.flags &= ~VFIO_IOMMU_INFO_CAPS;
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), 2);
+	assert_int_equal(r[0].end, 0xfedfffff);
+	assert_int_equal(r[1].start, 0xfef00000);
+	assert_int_equal(r[1].end, (1ull << 48) - 1);
+	u.info.flags |= VFIO_IOMMU_INFO_CAPS;
+	((struct vfio_info_cap_header *)(u.b + CAP_AT))->id = 0x7778;   /* chain without one */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), 2);
+}
+
+static void iova_hostile_chains(void **state)
+{
+	struct vfio_iova_range r[4];
+	union info_buf u;
+
+	(void)state;
+	info_build(&u, 14);  /* 16 + 14 * 16 bytes from 32: past 256 */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	info_build(&u, 0x10000001u);  /* nr * 16 wraps 32 bits */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	info_build(&u, 1);
+	u.info.argsz = CAP_AT + 20;  /* the kernel says the buffer ends inside the capability */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	info_build(&u, 1);
+	u.info.cap_offset = INFO_SIZE - 4;  /* header past the end */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	u.info.cap_offset = 8;  /* inside the info itself */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	u.info.cap_offset = 26;  /* misaligned */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	info_build(&u, 1);
+	((struct vfio_info_cap_header *)(u.b + sizeof(u.info)))->next = sizeof(u.info);  /* loop */
+	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
+	assert_int_equal(vfio_sys_parse_iova(&u, 8, r, 4), -EIO);  /* shorter than the info */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +226,9 @@ int main(void)
 		cmocka_unit_test(refuses_other_names),
 		cmocka_unit_test(open_refuses),
 		cmocka_unit_test(open_names_the_other_driver),
+		cmocka_unit_test(iova_from_capability),
+		cmocka_unit_test(iova_without_capability),
+		cmocka_unit_test(iova_hostile_chains),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

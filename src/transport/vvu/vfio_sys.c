@@ -26,6 +26,7 @@
 #undef vfio_iova_range
 
 #include "transport/vvu/vfio.h"
+#include "transport/vvu/vfio_sys.h"
 #include "util/log.h"
 
 #define SYSFS_PCI "/sys/bus/pci/devices"
@@ -432,26 +433,32 @@ fail:
 	return errno ? -errno : -ENOMEM;
 }
 
-/* The IOVA-range capability, checked to lie inside the @info buffer. */
+/* The IOVA-range capability inside the @size bytes at @info; NULL with *@bad for a broken chain. */
 static const struct vfio_iommu_type1_info_cap_iova_range *
-find_iova_cap(const struct vfio_iommu_type1_info *info)
+find_iova_cap(const struct vfio_iommu_type1_info *info, size_t size, bool *bad)
 {
 	const struct vfio_info_cap_header *h;
 	const struct vfio_iommu_type1_info_cap_iova_range *c;
-	uint32_t off = info->cap_offset, size = info->argsz;
+	size_t off = info->cap_offset;
 	int hops;
 
+	*bad = false;
 	if (!(info->flags & VFIO_IOMMU_INFO_CAPS))
 		return NULL;
-	for (hops = 0; off && hops < CAP_CHAIN_MAX; hops++) {
-		if (off < sizeof(*info) || off > size || size - off < sizeof(*h) || off % 4)
+	for (hops = 0; off; hops++) {
+		if (hops == CAP_CHAIN_MAX || off < sizeof(*info) || off > size ||
+		    size - off < sizeof(*h) || off % 4) {
+			*bad = true;
 			return NULL;
+		}
 		h = (const void *)((const uint8_t *)info + off);
 		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
 			c = (const void *)h;
 			if (size - off < sizeof(*c) ||
-			    c->nr_iovas > (size - off - sizeof(*c)) / sizeof(c->iova_ranges[0]))
+			    c->nr_iovas > (size - off - sizeof(*c)) / sizeof(c->iova_ranges[0])) {
+				*bad = true;
 				return NULL;
+			}
 			return c;
 		}
 		off = h->next;
@@ -468,20 +475,23 @@ static int default_ranges(struct vfio_iova_range *out, unsigned int max)
 	return 2;
 }
 
-static int sys_iova_ranges(struct vfio_dev *d, struct vfio_iova_range *out, unsigned int max)
+int vfio_sys_parse_iova(const void *info_buf, size_t size, struct vfio_iova_range *out,
+			unsigned int max)
 {
+	const struct vfio_iommu_type1_info *info = info_buf;
 	const struct vfio_iommu_type1_info_cap_iova_range *c;
-	struct vfio_iommu_type1_info *info;
 	unsigned int i, n = 0;
-	int r = iommu_info(S(d), &info);
+	bool bad;
 
-	if (r)
-		return r;
-	c = find_iova_cap(info);
-	if (!c) {
-		free(info);
+	if (size < sizeof(*info))
+		return -EIO;
+	if (info->argsz < size)
+		size = info->argsz;
+	c = find_iova_cap(info, size, &bad);
+	if (bad)
+		return -EIO;
+	if (!c)
 		return default_ranges(out, max);
-	}
 	for (i = 0; i < c->nr_iovas && n < max; i++) {
 		if (c->iova_ranges[i].start > c->iova_ranges[i].end)
 			continue;
@@ -489,8 +499,19 @@ static int sys_iova_ranges(struct vfio_dev *d, struct vfio_iova_range *out, unsi
 		out[n].end = c->iova_ranges[i].end;
 		n++;
 	}
-	free(info);
 	return (int)n;
+}
+
+static int sys_iova_ranges(struct vfio_dev *d, struct vfio_iova_range *out, unsigned int max)
+{
+	struct vfio_iommu_type1_info *info;
+	int r = iommu_info(S(d), &info);
+
+	if (r)
+		return r;
+	r = vfio_sys_parse_iova(info, info->argsz, out, max);
+	free(info);
+	return r;
 }
 
 static int sys_iova_pgsizes(struct vfio_dev *d, uint64_t *out)
