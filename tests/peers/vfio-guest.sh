@@ -37,18 +37,36 @@ check_daemon_unbound() {
 	fi
 }
 
+# vfio_check's lines into ours: count them and show them.
+take_check_output() {
+	printf '%s\n' "$1" | grep -E '^(PASS|FAIL|INFO):'
+	npass=$((npass + $(printf '%s\n' "$1" | grep -c '^PASS:')))
+	nfail=$((nfail + $(printf '%s\n' "$1" | grep -c '^FAIL:')))
+}
+
 # The same refusal from vfio_sys itself, with its words.
 check_sys_unbound() {
-	local log=/tmp/vfio-unbound.log out
-	out=$("$check" --unbound "$ser" 2>"$log")
-	printf '%s\n' "$out" | grep -E '^(PASS|FAIL|INFO):'
-	npass=$((npass + $(printf '%s\n' "$out" | grep -c '^PASS:')))
-	nfail=$((nfail + $(printf '%s\n' "$out" | grep -c '^FAIL:')))
+	local log=/tmp/vfio-unbound.log
+	take_check_output "$("$check" --unbound "$ser" 2>"$log")"
 	echo "INFO: vfio_sys: $(first_error "$log")"
 	if grep -q "bound to virtio-pci, not vfio-pci: echo vfio-pci > /sys/bus/pci/devices/$ser/driver_override" "$log"; then
 		pass unbound-message
 	else
 		fail unbound-message "no 'bound to virtio-pci, not vfio-pci' advice"
+	fi
+}
+
+# A user without access to /dev/vfio/<group> is told which file it needs.
+check_sys_denied() {
+	local log=/tmp/vfio-denied.log group
+	group=$(basename "$(readlink "/sys/bus/pci/devices/$ser/iommu_group")")
+	take_check_output "$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$check" --denied "$ser" 2>"$log")"
+	echo "INFO: vfio_sys as uid 65534: $(first_error "$log")"
+	if grep -q "permission denied on /dev/vfio/$group" "$log"; then
+		pass denied-message
+	else
+		fail denied-message "no 'permission denied on /dev/vfio/$group'"
 	fi
 }
 
@@ -70,9 +88,7 @@ run_check() {
 	t0=$(date +%s.%N)
 	out=$("$check" --serial "$ser" --shm "$shm" 2>/tmp/vfio-check.log)
 	t1=$(date +%s.%N)
-	printf '%s\n' "$out" | grep -E '^(PASS|FAIL|INFO):'
-	npass=$((npass + $(printf '%s\n' "$out" | grep -c '^PASS:')))
-	nfail=$((nfail + $(printf '%s\n' "$out" | grep -c '^FAIL:')))
+	take_check_output "$out"
 	printf '%s\n' "$out" | grep -q '^vfio_check: ' || fail vfio-check "no summary (crashed?)"
 	echo "INFO: vfio_check took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 }
@@ -105,6 +121,7 @@ up "unbound checks done"
 bind_vfio "$ser" serial
 bind_vfio "$shm" shm
 up "bound"
+check_sys_denied
 run_check
 check_daemon_bound
 up "done"

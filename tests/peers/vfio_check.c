@@ -13,6 +13,8 @@
  *                file holding shm_in_byte(); we check it and leave
  *                shm_out_byte() for the host to check
  *     --unbound  a device NOT bound to vfio-pci: opening must fail
+ *     --denied   a bound device this (unprivileged) user may not open:
+ *                opening must fail with EACCES
  *
  * Messages on the serial stream are frames: le16 seq, le16 len, then len
  * bytes frame_byte(seq, j, 0); the host answers each with the same header
@@ -397,15 +399,15 @@ static void check_shm(const char *bdf)
 	vf.ops->close(&vf);
 }
 
-static void check_unbound(const char *bdf)
+static void check_refused(const char *name, const char *bdf, int want)
 {
 	struct vfio_dev vf;
 	int r = vfio_sys_open(&vf, bdf);
 
-	if (r == -ENODEV)
-		pass("unbound-refused");
+	if (r == want)
+		pass(name);
 	else
-		fail("unbound-refused", "vfio_sys_open returned %d", r);
+		fail(name, "vfio_sys_open returned %d, not %d", r, want);
 	if (r == 0)
 		vf.ops->close(&vf);
 }
@@ -416,9 +418,10 @@ int main(int argc, char **argv)
 		{ "serial", required_argument, NULL, 's' },
 		{ "shm", required_argument, NULL, 'm' },
 		{ "unbound", required_argument, NULL, 'u' },
+		{ "denied", required_argument, NULL, 'd' },
 		{ 0 },
 	};
-	const char *serial = NULL, *shm = NULL, *unbound = NULL;
+	const char *serial = NULL, *shm = NULL, *unbound = NULL, *denied = NULL;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -426,13 +429,17 @@ int main(int argc, char **argv)
 		case 's': serial = optarg; break;
 		case 'm': shm = optarg; break;
 		case 'u': unbound = optarg; break;
+		case 'd': denied = optarg; break;
 		default:
-			fprintf(stderr, "usage: vfio_check [--serial BDF] [--shm BDF] [--unbound BDF]\n");
+			fprintf(stderr, "usage: vfio_check [--serial BDF] [--shm BDF] [--unbound BDF] "
+					"[--denied BDF]\n");
 			return 2;
 		}
 	}
 	if (unbound)
-		check_unbound(unbound);
+		check_refused("unbound-refused", unbound, -ENODEV);
+	if (denied)
+		check_refused("denied-refused", denied, -EACCES);
 	if (serial)
 		check_serial(serial);
 	if (shm)
