@@ -102,6 +102,9 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+# a signal ends the run through the EXIT trap too, so the package goes
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # --- deps
 t0=$(rig_now)
