@@ -95,11 +95,7 @@ cleanup() {
 		echo "note: purging $pkg after an early exit"
 		apt_get purge "$pkg" >>"$log.purge.log" 2>&1 || echo "note: purge failed, see $log.purge.log"
 	fi
-	if [ "$keep_work" = 1 ]; then
-		echo "note: build directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
+	[ "$keep_work" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
 # a signal ends the run through the EXIT trap too, so the package goes
@@ -359,7 +355,10 @@ else
 fi
 timed purge "$t0"
 
-[ "$failed" = 0 ] || keep_work=1
+if [ "$failed" != 0 ]; then
+	keep_work=1
+	echo "$name: build directory kept: $work"
+fi
 echo "$name: timings:$timings total $(rig_elapsed "$t_start")s"
 echo "$name: logs in $VUV_LOGS: $(cd "$VUV_LOGS" && printf '%s ' "$name".*.log)"
 echo "$name: $passed passed, $failed failed"
