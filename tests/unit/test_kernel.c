@@ -1206,7 +1206,8 @@ static void test_ops_table(void **state)
 	assert_int_equal(kern_dev_ops.max_queue_size & (kern_dev_ops.max_queue_size - 1), 0);
 	assert_int_equal(kern_dev_ops.protocol_features,
 			 F_BIT(VU_PROTOCOL_F_MQ) | F_BIT(VU_PROTOCOL_F_REPLY_ACK) |
-				 F_BIT(VU_PROTOCOL_F_CONFIG));
+				 F_BIT(VU_PROTOCOL_F_CONFIG) | F_BIT(VU_PROTOCOL_F_RESET_DEVICE) |
+				 F_BIT(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1303,7 +1304,8 @@ static void vu_qemu_realize(struct fx *f)
 	feat = vu_req(f, VU_REQ_GET_FEATURES, NULL, 0, -1);
 	assert_int_equal(feat & (F_BIT(30) | F_BIT(32) | F_BIT(33) | F_BIT(26)),
 			 F_BIT(30) | F_BIT(32));
-	assert_int_equal(vu_req(f, VU_REQ_GET_PROTOCOL_FEATURES, NULL, 0, -1), 0x209);
+	/* the engine's bits, and STATUS from the layer */
+	assert_int_equal(vu_req(f, VU_REQ_GET_PROTOCOL_FEATURES, NULL, 0, -1), 0x1a209);
 	assert_int_equal(vu_u64(f, VU_REQ_SET_PROTOCOL_FEATURES, 0x209), 0);
 	assert_int_equal(vu_req(f, VU_REQ_GET_QUEUE_NUM, NULL, 0, -1), 3);
 	assert_int_equal(vu_req(f, VU_REQ_SET_OWNER, NULL, 0, -1), 0);
