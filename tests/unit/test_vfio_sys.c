@@ -126,24 +126,29 @@ static void open_names_the_other_driver(void **state)
 /* ---- the IOVA capability chain ------------------------------------------- */
 
 #define INFO_SIZE 256u
-#define CAP_AT 32u   /* after the 24-byte info and an 8-byte other capability */
+#define CAP_AT 36u   /* after the 24-byte info and a 12-byte other capability: only 4-aligned, as the kernel does */
 
 union info_buf {
 	struct vfio_iommu_type1_info info;
 	uint8_t b[INFO_SIZE];
 };
 
-struct iova_cap {
-	struct vfio_info_cap_header h;
-	uint32_t nr, reserved;
-	uint64_t r[][2];
-};
+/* The capability's fields by byte offset: at CAP_AT they are not 8-aligned. */
+static void cap_put32(union info_buf *u, size_t off, uint32_t v)
+{
+	memcpy(u->b + CAP_AT + off, &v, 4);
+}
+
+static void cap_range(union info_buf *u, uint32_t i, uint64_t start, uint64_t end)
+{
+	memcpy(u->b + CAP_AT + 16 + 16 * i, &start, 8);
+	memcpy(u->b + CAP_AT + 24 + 16 * i, &end, 8);
+}
 
 /* An info with an unrelated capability at 24 pointing to an IOVA one with @nr ranges. */
 static void info_build(union info_buf *u, uint32_t nr)
 {
 	struct vfio_info_cap_header *other = (void *)(u->b + sizeof(u->info));
-	struct iova_cap *c = (void *)(u->b + CAP_AT);
 	uint32_t i;
 
 	memset(u, 0, sizeof(*u));
@@ -152,12 +157,10 @@ static void info_build(union info_buf *u, uint32_t nr)
 	u->info.cap_offset = sizeof(u->info);
 	other->id = 0x7777;
 	other->next = CAP_AT;
-	c->h.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
-	c->nr = nr;
-	for (i = 0; i < nr && CAP_AT + 16 + 16 * (i + 1) <= INFO_SIZE; i++) {
-		c->r[i][0] = 0x100000ull * (i + 1);
-		c->r[i][1] = 0x100000ull * (i + 1) + 0xfffff;
-	}
+	cap_put32(u, 0, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE | 1u << 16);
+	cap_put32(u, 8, nr);
+	for (i = 0; i < nr && CAP_AT + 16 + 16 * (i + 1) <= INFO_SIZE; i++)
+		cap_range(u, i, 0x100000ull * (i + 1), 0x100000ull * (i + 1) + 0xfffff);
 }
 
 static void iova_from_capability(void **state)
@@ -171,7 +174,7 @@ static void iova_from_capability(void **state)
 	assert_int_equal(r[2].start, 0x300000);
 	assert_int_equal(r[2].end, 0x3fffff);
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 2), 2);  /* only what fits */
-	((struct iova_cap *)(u.b + CAP_AT))->r[1][1] = 0;               /* end before start: skipped */
+	cap_range(&u, 1, 0x200000, 0);  /* end before start: skipped */
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), 2);
 	assert_int_equal(r[1].start, 0x300000);
 }
@@ -189,7 +192,7 @@ static void iova_without_capability(void **state)
 	assert_int_equal(r[1].start, 0xfef00000);
 	assert_int_equal(r[1].end, (1ull << 48) - 1);
 	u.info.flags |= VFIO_IOMMU_INFO_CAPS;
-	((struct vfio_info_cap_header *)(u.b + CAP_AT))->id = 0x7778;   /* chain without one */
+	cap_put32(&u, 0, 0x7778);  /* a chain without one */
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), 2);
 }
 
@@ -199,7 +202,7 @@ static void iova_hostile_chains(void **state)
 	union info_buf u;
 
 	(void)state;
-	info_build(&u, 14);  /* 16 + 14 * 16 bytes from 32: past 256 */
+	info_build(&u, 14);  /* 16 + 14 * 16 bytes from 36: past 256 */
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
 	info_build(&u, 0x10000001u);  /* nr * 16 wraps 32 bits */
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
@@ -211,7 +214,7 @@ static void iova_hostile_chains(void **state)
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
 	u.info.cap_offset = 8;  /* inside the info itself */
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
-	u.info.cap_offset = 26;  /* misaligned */
+	u.info.cap_offset = 26;  /* not even 4-aligned */
 	assert_int_equal(vfio_sys_parse_iova(&u, sizeof(u), r, 4), -EIO);
 	info_build(&u, 1);
 	((struct vfio_info_cap_header *)(u.b + sizeof(u.info)))->next = sizeof(u.info);  /* loop */

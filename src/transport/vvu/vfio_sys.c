@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,37 +434,41 @@ fail:
 	return errno ? -errno : -ENOMEM;
 }
 
-/* The IOVA-range capability inside the @size bytes at @info; NULL with *@bad for a broken chain. */
-static const struct vfio_iommu_type1_info_cap_iova_range *
-find_iova_cap(const struct vfio_iommu_type1_info *info, size_t size, bool *bad)
+/*
+ * Offset of the IOVA-range capability in the @size bytes at @buf, and its
+ * range count. The kernel aligns capabilities to 4 bytes only, so every
+ * field is copied out rather than read in place.
+ * Return: 0, -ENOENT when there is none, -EIO for a broken chain.
+ */
+static int find_iova_cap(const uint8_t *buf, size_t size, size_t *cap_off, uint32_t *nr)
 {
-	const struct vfio_info_cap_header *h;
-	const struct vfio_iommu_type1_info_cap_iova_range *c;
-	size_t off = info->cap_offset;
+	const size_t cap_len = offsetof(struct vfio_iommu_type1_info_cap_iova_range, iova_ranges);
+	const size_t range_len = sizeof(struct kernel_vfio_iova_range);
+	struct vfio_iommu_type1_info info;
+	struct vfio_info_cap_header h;
+	size_t off;
 	int hops;
 
-	*bad = false;
-	if (!(info->flags & VFIO_IOMMU_INFO_CAPS))
-		return NULL;
-	for (hops = 0; off; hops++) {
-		if (hops == CAP_CHAIN_MAX || off < sizeof(*info) || off > size ||
-		    size - off < sizeof(*h) || off % 4) {
-			*bad = true;
-			return NULL;
-		}
-		h = (const void *)((const uint8_t *)info + off);
-		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
-			c = (const void *)h;
-			if (size - off < sizeof(*c) ||
-			    c->nr_iovas > (size - off - sizeof(*c)) / sizeof(c->iova_ranges[0])) {
-				*bad = true;
-				return NULL;
-			}
-			return c;
-		}
-		off = h->next;
+	memcpy(&info, buf, sizeof(info));
+	if (!(info.flags & VFIO_IOMMU_INFO_CAPS))
+		return -ENOENT;
+	for (off = info.cap_offset, hops = 0; off; off = h.next, hops++) {
+		if (hops == CAP_CHAIN_MAX || off < sizeof(info) || off > size ||
+		    size - off < sizeof(h) || off % 4)
+			return -EIO;
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.id != VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)
+			continue;
+		if (size - off < cap_len)
+			return -EIO;
+		memcpy(nr, buf + off + offsetof(struct vfio_iommu_type1_info_cap_iova_range, nr_iovas),
+		       sizeof(*nr));
+		if (*nr > (size - off - cap_len) / range_len)
+			return -EIO;
+		*cap_off = off + cap_len;
+		return 0;
 	}
-	return NULL;
+	return -ENOENT;
 }
 
 static int default_ranges(struct vfio_iova_range *out, unsigned int max)
@@ -475,28 +480,33 @@ static int default_ranges(struct vfio_iova_range *out, unsigned int max)
 	return 2;
 }
 
-int vfio_sys_parse_iova(const void *info_buf, size_t size, struct vfio_iova_range *out,
+int vfio_sys_parse_iova(const void *info, size_t size, struct vfio_iova_range *out,
 			unsigned int max)
 {
-	const struct vfio_iommu_type1_info *info = info_buf;
-	const struct vfio_iommu_type1_info_cap_iova_range *c;
-	unsigned int i, n = 0;
-	bool bad;
+	struct vfio_iommu_type1_info head;
+	struct kernel_vfio_iova_range rg;
+	const uint8_t *buf = info;
+	unsigned int n = 0;
+	size_t ranges;
+	uint32_t i, nr;
+	int r;
 
-	if (size < sizeof(*info))
+	if (size < sizeof(head))
 		return -EIO;
-	if (info->argsz < size)
-		size = info->argsz;
-	c = find_iova_cap(info, size, &bad);
-	if (bad)
-		return -EIO;
-	if (!c)
+	memcpy(&head, buf, sizeof(head));
+	if (head.argsz < size)
+		size = head.argsz;
+	r = find_iova_cap(buf, size, &ranges, &nr);
+	if (r == -ENOENT)
 		return default_ranges(out, max);
-	for (i = 0; i < c->nr_iovas && n < max; i++) {
-		if (c->iova_ranges[i].start > c->iova_ranges[i].end)
+	if (r)
+		return r;
+	for (i = 0; i < nr && n < max; i++) {
+		memcpy(&rg, buf + ranges + (size_t)i * sizeof(rg), sizeof(rg));
+		if (rg.start > rg.end)
 			continue;
-		out[n].start = c->iova_ranges[i].start;
-		out[n].end = c->iova_ranges[i].end;
+		out[n].start = rg.start;
+		out[n].end = rg.end;
 		n++;
 	}
 	return (int)n;
