@@ -752,6 +752,22 @@ static void cap_runs_off_config(void **state)
 	probe_fails(x);
 }
 
+static void cap_too_short(void **state)
+{
+	struct fx *x = *state;
+
+	x->f->cfg[0x50 + 2] = 8;  /* shorter than struct virtio_pci_cap */
+	probe_fails(x);
+}
+
+static void notify_cap_without_multiplier(void **state)
+{
+	struct fx *x = *state;
+
+	x->f->cfg[0x70 + 2] = 16;
+	probe_fails(x);
+}
+
 static void no_common_cap(void **state)
 {
 	struct fx *x = *state;
@@ -984,7 +1000,8 @@ int main(void)
 		T(probe_finds_everything), T(session_moves_messages), T(tx_runs_out_then_recovers),
 		T(rx_wraps_around), T(second_session_after_close), T(cap_past_bar),
 		T(cap_length_wraps), T(cap_in_missing_bar), T(cap_loop), T(cap_pointer_low),
-		T(cap_runs_off_config), T(no_common_cap), T(not_virtio), T(reset_never_completes),
+		T(cap_runs_off_config), T(cap_too_short), T(notify_cap_without_multiplier),
+		T(no_common_cap), T(not_virtio), T(reset_never_completes),
 		T(no_version_1), T(features_refused), T(wanted_only_when_offered),
 		T(queue_size_zero), T(queue_size_not_pow2), T(queue_size_over_asked),
 		T(vector_refused), T(notify_off_outside), T(bad_args), T(used_id_out_of_range),
