@@ -38,7 +38,7 @@ void server_session_end(struct server *s, int rc)
 		return;
 	if (rc == -ECONNRESET)
 		log_info("%s: front end disconnected", s->name);
-	else
+	else if (rc < 0)
 		log_warn("%s: ending session: %s", s->name, strerror(-rc));
 	vu_dev_fini(&s->dev);
 	if (s->eng.detach)

@@ -98,7 +98,7 @@ int server_start_on(struct server *s, struct loop *loop, const char *name,
  */
 int server_session_begin(struct server *s, const struct vu_transport *tp, int sock);
 
-/* The session is over (@rc: why, -ECONNRESET for a clean disconnect). */
+/* The session is over (@rc: why; -ECONNRESET: a clean disconnect; 0: already logged). */
 void server_session_end(struct server *s, int rc);
 
 /* The VVU source (server_vvu.c): device set up, its interrupts on the loop. */

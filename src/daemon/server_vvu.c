@@ -141,10 +141,11 @@ static void restart(struct server *s, int rc)
 {
 	struct server_vvu *sv = s->vvu;
 
-	if (s->in_session)
-		server_session_end(s, rc);
-	else if (rc != -ECONNRESET)
-		log_warn("%s: %s: %s; resetting the device", s->name, sv->v.vf.name, strerror(-rc));
+	/* a device gets a reset for anything but a clean disconnect: an error, said once */
+	if (rc != -ECONNRESET)
+		log_err("%s: %s: %s; %sresetting the device", s->name, sv->v.vf.name, strerror(-rc),
+			s->in_session ? "ending the session, " : "");
+	server_session_end(s, rc == -ECONNRESET ? rc : 0);
 	unwatch(s);
 	vvu_stop(&sv->v);
 	if (is_device_fault(rc) && ++sv->faults >= VVU_MAX_FAULTS) {
@@ -185,8 +186,12 @@ static void on_rx(void *ctx, uint32_t events)
 		rc = s->in_session ? 0 : take_first(s);
 		if (rc == 0)
 			rc = vu_dev_process(&s->dev);
-		if (rc == -EAGAIN)
-			return;
+		/* nothing (more) came: a device that reset itself says so only in its status */
+		if (rc == -EAGAIN) {
+			rc = vvu_check_alive(&s->vvu->v);
+			if (rc == 0)
+				return;
+		}
 		if (rc < 0)
 			break;
 		s->vvu->faults = 0;

@@ -362,12 +362,35 @@ int vvu_next(struct vvu *v, struct vu_msg *msg)
 	if (rc < 0)
 		return rc;
 	if (msg->hdr.flags & VU_FLAG_REPLY) {
-		log_warn("vvu: %s: %s: a reply to a back-end request, but we send none", v->vf.name,
-			 vu_request_name(msg->hdr.request));
+		log_err("vvu: %s: %s: a reply to a back-end request, but we send none", v->vf.name,
+			vu_request_name(msg->hdr.request));
 		return -EPROTO;
 	}
 	v->st.msgs_in++;
 	return vvu_attach_fds(v, msg);
+}
+
+/* virtio status bits (virtio 1.x "Device Status Field") */
+#define VVU_VIRTIO_DRIVER_OK 0x04u
+#define VVU_VIRTIO_NEEDS_RESET 0x40u
+
+int vvu_check_alive(struct vvu *v)
+{
+	uint8_t status = 0;
+	int rc = vpci_status(&v->p, &status);
+
+	if (rc < 0) {
+		log_err("vvu: %s: reading the device status: %s", v->vf.name, strerror(-rc));
+	} else if (status & VVU_VIRTIO_NEEDS_RESET) {
+		log_err("vvu: %s: the device asks for a reset (status 0x%02x)", v->vf.name, status);
+		rc = -EIO;
+	} else if (!(status & VVU_VIRTIO_DRIVER_OK)) {
+		log_err("vvu: %s: the device was reset under us (status 0x%02x)", v->vf.name, status);
+		rc = -EIO;
+	}
+	if (rc < 0)
+		v->st.faults++;
+	return rc < 0 ? -EIO : 0;
 }
 
 int vvu_doorbell(struct vvu *v, unsigned int i, bool err)

@@ -185,6 +185,13 @@ int vvu_next(struct vvu *v, struct vu_msg *msg);
  */
 int vvu_attach_fds(struct vvu *v, struct vu_msg *msg);
 
+/**
+ * vvu_check_alive() - the device still runs what we set up: DRIVER_OK and
+ * no DEVICE_NEEDS_RESET. Asked when an interrupt brought no message (a
+ * device reset under us raises one). Return: 0, or -EIO (logged).
+ */
+int vvu_check_alive(struct vvu *v);
+
 /** vvu_doorbell() - ring call doorbell @i (@err: err doorbell). */
 int vvu_doorbell(struct vvu *v, unsigned int i, bool err);
 

@@ -229,7 +229,7 @@ int vvu_msg_from_buffer(const uint8_t *buf, uint32_t len, struct vu_msg *out)
 	if (len == 0)
 		return -ECONNRESET;
 	if (len < VU_HDR_SIZE) {
-		log_warn("vvu: a %" PRIu32 "-byte buffer is shorter than a message header", len);
+		log_err("vvu: a %" PRIu32 "-byte buffer is shorter than a message header", len);
 		return -EBADMSG;
 	}
 	memcpy(&h, buf, sizeof(h));
@@ -237,9 +237,9 @@ int vvu_msg_from_buffer(const uint8_t *buf, uint32_t len, struct vu_msg *out)
 	h.flags = le32toh(h.flags);
 	h.size = le32toh(h.size);
 	if (h.size > VU_MAX_PAYLOAD || len - VU_HDR_SIZE != h.size) {
-		log_warn("vvu: %s: a %" PRIu32 "-byte buffer holding a header that says %" PRIu32
-			 " payload bytes (one whole message per buffer, at most %u)",
-			 vu_request_name(h.request), len, h.size, VU_MAX_PAYLOAD);
+		log_err("vvu: %s: a %" PRIu32 "-byte buffer holding a header that says %" PRIu32
+			" payload bytes (one whole message per buffer, at most %u)",
+			vu_request_name(h.request), len, h.size, VU_MAX_PAYLOAD);
 		return -EBADMSG;
 	}
 	out->hdr = h;
