@@ -13,6 +13,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "transport/vvu/vvu.h"
 #include "util/log.h"
@@ -318,6 +321,101 @@ static void test_reply_to_buffer(void **state)
 	assert_int_equal(back.payload.state.num, 0x1234);
 }
 
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino &&
+	       sa.st_dev == sb.st_dev;
+}
+
+static void vring_msg(struct vu_msg *m, uint32_t request, uint64_t v)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr = (struct vu_hdr){ request, VU_FLAG_VERSION, 8 };
+	m->payload.u64 = v;
+	for (unsigned int i = 0; i < VU_MAX_FDS; i++)
+		m->fds[i] = -1;
+}
+
+/*
+ * KICK/CALL/ERR get our eventfds: kick i the vector 2 + i eventfd, call and
+ * err our private ones, whatever bit 8 said; rings we do not serve, and err
+ * without err doorbells, get none (bit 8 set, so the dispatcher sees no fd).
+ */
+static void test_attach_fds(void **state)
+{
+	static struct vvu v;
+	int vec[VVU_VEC_NOTIFY0 + 3];
+	struct vu_msg m;
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	v.nq = 3;
+	for (unsigned int i = 0; i < VVU_VEC_NOTIFY0 + 3; i++)
+		vec[i] = eventfd(0, EFD_CLOEXEC);
+	for (unsigned int i = 0; i < VU_MAX_QUEUES; i++) {
+		v.call_fd[i] = i < 3 ? eventfd(0, EFD_CLOEXEC) : -1;
+		v.err_fd[i] = i < 3 ? eventfd(0, EFD_CLOEXEC) : -1;
+	}
+	v.p.nvectors = VVU_VEC_NOTIFY0 + 3;
+	v.p.vector_fds = vec;
+
+	vring_msg(&m, VU_REQ_SET_VRING_KICK, 1);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 1);
+	assert_int_equal(m.payload.u64, 1);
+	assert_true(same_file(m.fds[0], vec[VVU_VEC_NOTIFY0 + 1]));
+	assert_int_not_equal(m.fds[0], vec[VVU_VEC_NOTIFY0 + 1]);
+	vu_msg_close_fds(&m);
+
+	vring_msg(&m, VU_REQ_SET_VRING_CALL, 0x100 | 2);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 1);
+	assert_int_equal(m.payload.u64, 2);
+	assert_true(same_file(m.fds[0], v.call_fd[2]));
+	assert_int_equal(vu_msg_check_fdless_mem(&m), 0);
+	vu_msg_close_fds(&m);
+
+	/* err only when the doorbell cap reaches the err doorbells */
+	vring_msg(&m, VU_REQ_SET_VRING_ERR, 0);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 0);
+	assert_int_equal(m.payload.u64, 0x100);
+	v.db.have_err = true;
+	vring_msg(&m, VU_REQ_SET_VRING_ERR, 0);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 1);
+	assert_true(same_file(m.fds[0], v.err_fd[0]));
+	vu_msg_close_fds(&m);
+
+	/* a ring we do not serve, reserved bits: no fd, left for the dispatcher to refuse */
+	vring_msg(&m, VU_REQ_SET_VRING_KICK, 3);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 0);
+	assert_int_equal(m.payload.u64, 0x103);
+	vring_msg(&m, VU_REQ_SET_VRING_CALL, 0x10000 | 1);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.payload.u64 & 0x10000, 0x10000);
+	vu_msg_close_fds(&m);
+	/* other requests and other sizes are not touched */
+	vring_msg(&m, VU_REQ_SET_FEATURES, 1);
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 0);
+	assert_int_equal(m.payload.u64, 1);
+	vring_msg(&m, VU_REQ_SET_VRING_KICK, 1);
+	m.hdr.size = 4;
+	assert_int_equal(vvu_attach_fds(&v, &m), 0);
+	assert_int_equal(m.nfds, 0);
+
+	for (unsigned int i = 0; i < VVU_VEC_NOTIFY0 + 3; i++)
+		close(vec[i]);
+	for (unsigned int i = 0; i < 3; i++) {
+		close(v.call_fd[i]);
+		close(v.err_fd[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_mem_table_le),
 		cmocka_unit_test(test_vring_messages_le),
 		cmocka_unit_test(test_reply_to_buffer),
+		cmocka_unit_test(test_attach_fds),
 	};
 
 	log_set_level(LOG_LVL_ERROR);
