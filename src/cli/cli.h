@@ -62,9 +62,13 @@ struct vm_config {
 	uint32_t connect_timeout_ms;   /* for the guest's answer to a host connect */
 };
 
+struct vfio_dev;
+
 struct config {
 	enum engine_kind engine;
 	char *vfio;              /* --vfio: PCI name of a virtio-vhost-user device */
+	/* how it is opened: a vfio_open_fn (daemon_env), not from the command line */
+	int (*vfio_open)(struct vfio_dev *d, const char *name);
 	char *vhost_path;        /* --vhost-socket (kernel engine) */
 	enum log_level log_level;
 	int fd;                  /* --fd: an inherited socket for device 0, or -1 */

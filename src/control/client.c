@@ -228,6 +228,24 @@ static void print_conns(FILE *out, const struct json_doc *d, int vm)
 	}
 }
 
+/* Only a VVU transport has anything to say beyond the VM line. */
+static void print_transport(FILE *out, const struct json_doc *d, int vm)
+{
+	int t = json_get(d, vm, "transport");
+	char kind[8], pci[64];
+
+	if (t < 0)
+		return;
+	str(d, t, "kind", kind, sizeof(kind));
+	if (strcmp(kind, "vfio") != 0)
+		return;
+	str(d, t, "pci", pci, sizeof(pci));
+	fprintf(out, "  vfio %s: messages in/out %" PRIu64 "/%" PRIu64 ", doorbells call/err %"
+		PRIu64 "/%" PRIu64 ", device resets %" PRIu64 ", faults %" PRIu64 "\n", pci,
+		num(d, t, "messages_in"), num(d, t, "messages_out"), num(d, t, "call_doorbells"),
+		num(d, t, "err_doorbells"), num(d, t, "device_resets"), num(d, t, "device_faults"));
+}
+
 static void print_user_vm(FILE *out, const struct json_doc *d, int vm)
 {
 	int g2h = json_get(d, vm, "guest_to_host"), h2g = json_get(d, vm, "host_to_guest");
@@ -243,6 +261,7 @@ static void print_user_vm(FILE *out, const struct json_doc *d, int vm)
 		name, num(d, vm, "cid"), yes_no(d, vm, "frontend_connected"),
 		yes_no(d, vm, "running"), num(d, vm, "connections_open"), pk, by,
 		num(d, vm, "rst_sent"), num(d, vm, "credit_stalls"), errors_total(d, vm));
+	print_transport(out, d, vm);
 	print_errors(out, d, vm);
 	print_conns(out, d, vm);
 }
@@ -256,6 +275,7 @@ static void print_kernel_vm(FILE *out, const struct json_doc *d, int vm)
 	fprintf(out, "%-10s %-10" PRIu64 " %-9s %-7s %-20s %" PRIu64 "\n", name, num(d, vm, "cid"),
 		yes_no(d, vm, "frontend_connected"), yes_no(d, vm, "running"), feat,
 		num(d, vm, "sessions"));
+	print_transport(out, d, vm);
 }
 
 int control_print_stats(FILE *out, const struct json_doc *d)

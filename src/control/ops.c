@@ -96,6 +96,23 @@ static void conns(struct json_w *w, const struct ustats_snap *s)
 	json_arr_end(w);
 }
 
+static void transport(struct json_w *w, const struct server_tstats *t)
+{
+	json_key(w, "transport");
+	json_obj_begin(w);
+	json_kv_str(w, "kind", t->kind);
+	if (strcmp(t->kind, "vfio") == 0) {
+		json_kv_str(w, "pci", t->pci);
+		json_kv_u64(w, "messages_in", t->msgs_in);
+		json_kv_u64(w, "messages_out", t->msgs_out);
+		json_kv_u64(w, "call_doorbells", t->calls);
+		json_kv_u64(w, "err_doorbells", t->errs);
+		json_kv_u64(w, "device_resets", t->resets);
+		json_kv_u64(w, "device_faults", t->faults);
+	}
+	json_obj_end(w);
+}
+
 static void user_vm_ids(struct json_w *w, const struct user_vm *vm)
 {
 	json_kv_str(w, "name", vm->name);
@@ -115,6 +132,7 @@ static void user_vm(struct json_w *w, const struct user_vm *vm, const struct ust
 	if (responding) {
 		json_kv_bool(w, "frontend_connected", s->frontend);
 		json_kv_u64(w, "sessions", s->sessions);
+		transport(w, &s->transport);
 		json_kv_bool(w, "features_negotiated", s->features_set);
 		json_kv_hex(w, "features", s->features);
 		json_kv_bool(w, "running", s->running);
@@ -220,10 +238,12 @@ static int kern_stats(void *ctx, struct json_w *w, char *err, size_t errlen)
 {
 	struct control_kern_ctx *kc = ctx;
 	const struct config *cfg = kc->cfg;
-	bool connected = kc->srv->conn_fd >= 0;
+	bool connected = server_connected(kc->srv);
+	struct server_tstats t;
 
 	(void)err;
 	(void)errlen;
+	server_get_tstats(kc->srv, &t);
 	daemon_fields(w, cfg, "kernel");
 	json_key(w, "vms");
 	json_arr_begin(w);
@@ -234,6 +254,7 @@ static int kern_stats(void *ctx, struct json_w *w, char *err, size_t errlen)
 	json_kv_str(w, "vhost_device", kc->k->vhost_path);
 	json_kv_bool(w, "frontend_connected", connected);
 	json_kv_u64(w, "sessions", kc->srv->sessions);
+	transport(w, &t);
 	json_kv_bool(w, "features_negotiated", connected && kc->srv->dev.features_set);
 	json_kv_hex(w, "features", connected ? kc->srv->dev.features : 0);
 	json_kv_bool(w, "running", kc->k->running);

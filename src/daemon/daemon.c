@@ -146,7 +146,10 @@ static int run_kernel_engine(const struct config *cfg, const struct daemon_env *
 	};
 	int rc;
 
-	if (systemd_pick_socket(cfg, 0, &sock) < 0)
+	if (cfg->vfio)
+		sock = (struct server_socket){ .fd = -1, .vfio = cfg->vfio,
+					       .vfio_open = cfg->vfio_open };
+	else if (systemd_pick_socket(cfg, 0, &sock) < 0)
 		return EXIT_FAILURE;
 	kern_engine_init(&k, env->vhost ? env->vhost : &kern_vhost_sys, cfg->vhost_path, cfg->vms[0].cid);
 	if (kern_engine_probe(&k) < 0)
@@ -165,6 +168,8 @@ static int run_kernel_engine(const struct config *cfg, const struct daemon_env *
 	if (rc < 0)
 		goto out_signals;
 	rc = serve_kernel(&loop, cfg, &k, &srv);
+	if (rc == 0 && srv.failed)
+		rc = srv.failed; /* the device was given up on (logged) */
 	server_stop(&srv);
 out_signals:
 	unwatch_signals(&loop, &sig_w);
@@ -242,11 +247,6 @@ out_loop:
 
 static int run(const struct config *cfg, const struct daemon_env *env)
 {
-	if (cfg->vfio) {
-		log_err("--vfio %s: the virtio-vhost-user (VFIO) transport is not available in "
-			"this version; use --socket PATH", cfg->vfio);
-		return EXIT_FAILURE;
-	}
 	if (cfg->engine == ENGINE_USER)
 		return run_user_engine(cfg);
 	return run_kernel_engine(cfg, env);
@@ -270,6 +270,7 @@ int daemon_main(int argc, char **argv, const struct daemon_env *env)
 		break;
 	}
 	log_set_level(cfg.log_level);
+	cfg.vfio_open = env->vfio_open;
 	signal(SIGPIPE, SIG_IGN);
 	status = run(&cfg, env);
 	cli_config_free(&cfg);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/vfio.h>
 #include <linux/vhost.h>
 #include <pwd.h>
 #include <sched.h>
@@ -204,6 +205,22 @@ static const unsigned long vhost_requests[] = {
 	VHOST_VSOCK_SET_GUEST_CID, VHOST_VSOCK_SET_RUNNING,
 };
 
+/*
+ * What the VVU transport asks VFIO after start-up: the device is reset and
+ * set up again after every front end (vfio_sys.c, virtio_pci.c): region
+ * info, MSI-X on and off, DMA maps of the queues, the function reset.
+ */
+static const unsigned long vfio_requests[] = {
+	VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO,
+	VFIO_DEVICE_SET_IRQS, VFIO_DEVICE_RESET, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA,
+	VFIO_IOMMU_UNMAP_DMA,
+};
+
+/* Register and config-space access goes through the device fd at region offsets. */
+static const int vfio_calls[] = {
+	SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev),
+};
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static int allow_list(scmp_filter_ctx ctx, const int *calls, size_t n)
@@ -265,6 +282,18 @@ static int allow_vhost(scmp_filter_ctx ctx)
 	return rc;
 }
 
+static int allow_vfio(scmp_filter_ctx ctx)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < NELEM(vfio_calls) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, vfio_calls[i], 0);
+	for (size_t i = 0; rc == 0 && i < NELEM(vfio_requests); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				      SCMP_A1(SCMP_CMP_EQ, vfio_requests[i]));
+	return rc;
+}
+
 static uint32_t default_action(enum sandbox_mode mode)
 {
 	if (mode == SANDBOX_SECCOMP_ERRNO)
@@ -274,6 +303,11 @@ static uint32_t default_action(enum sandbox_mode mode)
 }
 
 int sandbox_install_filter(enum sandbox_mode mode, bool kernel_engine)
+{
+	return sandbox_install_filter_vfio(mode, kernel_engine, false);
+}
+
+int sandbox_install_filter_vfio(enum sandbox_mode mode, bool kernel_engine, bool vfio)
 {
 	scmp_filter_ctx ctx = seccomp_init(default_action(mode));
 	int rc;
@@ -289,6 +323,8 @@ int sandbox_install_filter(enum sandbox_mode mode, bool kernel_engine)
 		rc = allow_narrow(ctx) < 0 ? -EINVAL : 0;
 	if (rc == 0)
 		rc = kernel_engine ? allow_vhost(ctx) : SANITIZER_BUILD ? 0 : refuse_open(ctx);
+	if (rc == 0 && vfio)
+		rc = allow_vfio(ctx);
 	if (rc == 0 && SANITIZER_BUILD)
 		rc = allow_list(ctx, allow_sanitizer, NELEM(allow_sanitizer));
 	if (rc == 0)
@@ -300,8 +336,9 @@ int sandbox_install_filter(enum sandbox_mode mode, bool kernel_engine)
 			sandbox_mode_name(mode), strerror(-rc));
 		return rc;
 	}
-	log_info("sandbox: seccomp allow-list installed (%s engine%s); other system calls %s",
-		 kernel_engine ? "kernel" : "userspace", SANITIZER_BUILD ? ", sanitizer build" : "",
+	log_info("sandbox: seccomp allow-list installed (%s engine%s%s); other system calls %s",
+		 kernel_engine ? "kernel" : "userspace", vfio ? ", VFIO" : "",
+		 SANITIZER_BUILD ? ", sanitizer build" : "",
 		 mode == SANDBOX_SECCOMP ? "kill the process" : "fail with EPERM");
 	return 0;
 }
@@ -379,8 +416,8 @@ int sandbox_enter(const struct config *cfg)
 	if (cfg->drop_privileges)
 		rc = drop(cfg);
 	if (rc == 0 && cfg->sandbox != SANDBOX_NONE)
-		rc = sandbox_install_filter((enum sandbox_mode)cfg->sandbox,
-					    cfg->engine == ENGINE_KERNEL);
+		rc = sandbox_install_filter_vfio((enum sandbox_mode)cfg->sandbox,
+						 cfg->engine == ENGINE_KERNEL, cfg->vfio != NULL);
 	if (rc == 0 && cfg->sandbox == SANDBOX_NONE)
 		log_warn("sandbox: none (--sandbox=none): every system call is allowed");
 	if (rc == 0)

@@ -107,6 +107,13 @@ int sandbox_drop_privileges(uint32_t uid, uint32_t gid, const char *user);
 int sandbox_install_filter(enum sandbox_mode mode, bool kernel_engine);
 
 /**
+ * sandbox_install_filter_vfio() - the same, and with @vfio what the VVU
+ * transport needs to reset and set up its device again after start-up
+ * (VFIO ioctls, register access with pread/pwrite).
+ */
+int sandbox_install_filter_vfio(enum sandbox_mode mode, bool kernel_engine, bool vfio);
+
+/**
  * sandbox_selftest() - when SANDBOX_SELFTEST_ENV is 1, try execve(2) (refused
  * except in sanitizer builds, whose run-time needs it) and an AF_INET socket
  * (refused in every build), logging each result; the default filter kills

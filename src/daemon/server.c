@@ -20,6 +20,7 @@
 
 #include "daemon/systemd.h"
 #include "transport/unix.h"
+#include "transport/vvu/vvu_config.h"
 #include "util/log.h"
 
 #define SERVER_MSG_TIMEOUT_SEC 5
@@ -31,18 +32,46 @@ static const char *where(const struct server *s)
 	return s->path ? s->path : "the inherited socket";
 }
 
+void server_session_end(struct server *s, int rc)
+{
+	if (!s->in_session)
+		return;
+	if (rc == -ECONNRESET)
+		log_info("%s: front end disconnected", s->name);
+	else if (rc < 0)
+		log_warn("%s: ending session: %s", s->name, strerror(-rc));
+	vu_dev_fini(&s->dev);
+	if (s->eng.detach)
+		s->eng.detach(s->eng.priv);
+	s->in_session = false;
+}
+
+int server_session_begin(struct server *s, const struct vu_transport *tp, int sock)
+{
+	int rc;
+
+	if (s->eng.attach) {
+		rc = s->eng.attach(s->eng.priv);
+		if (rc < 0)
+			return rc;
+	}
+	if (tp)
+		vu_dev_init_transport(&s->dev, s->name, tp, s->eng.ops, s->eng.priv);
+	else
+		vu_dev_init(&s->dev, s->name, sock, s->eng.ops, s->eng.priv);
+	s->in_session = true;
+	s->sessions++;
+	log_info("%s: front end connected (session %lu)", s->name, s->sessions);
+	systemd_notify_status("%s: serving front end (session %lu)", s->name, s->sessions);
+	return 0;
+}
+
 static void end_session(struct server *s, int rc)
 {
 	if (s->conn_fd < 0)
 		return;
-	if (rc == -ECONNRESET)
-		log_info("%s: front end disconnected", s->name);
-	else
-		log_warn("%s: ending session: %s", s->name, strerror(-rc));
 	loop_del(s->loop, &s->conn_w);
-	vu_dev_fini(&s->dev);
-	if (s->eng.detach)
-		s->eng.detach(s->eng.priv);
+	server_session_end(s, rc);
 	close(s->conn_fd);
 	s->conn_fd = -1;
 	if (s->one_shot) {
@@ -77,24 +106,15 @@ static int begin_session(struct server *s, int fd)
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (s->eng.attach) {
-		rc = s->eng.attach(s->eng.priv);
-		if (rc < 0)
-			return rc;
-	}
-	s->conn_fd = fd;
-	vu_dev_init(&s->dev, s->name, fd, s->eng.ops, s->eng.priv);
 	rc = loop_add(s->loop, &s->conn_w, fd, EPOLLIN, on_conn, s);
+	if (rc < 0)
+		return rc;
+	rc = server_session_begin(s, NULL, fd);
 	if (rc < 0) {
-		vu_dev_fini(&s->dev);
-		if (s->eng.detach)
-			s->eng.detach(s->eng.priv);
-		s->conn_fd = -1;
+		loop_del(s->loop, &s->conn_w);
 		return rc;
 	}
-	s->sessions++;
-	log_info("%s: front end connected (session %lu)", s->name, s->sessions);
-	systemd_notify_status("%s: serving front end (session %lu)", s->name, s->sessions);
+	s->conn_fd = fd;
 	return 0;
 }
 
@@ -152,6 +172,18 @@ static int serve_connected(struct server *s, int fd)
 	return rc;
 }
 
+static int start_vvu(struct server *s, const struct server_socket *sock)
+{
+#if HAVE_VPCI
+	return server_vvu_start(s, sock);
+#else
+	/* until the virtio-PCI driver is in the tree (transport/vvu/meson.build) */
+	log_err("--vfio %s: this build has no virtio-PCI driver", sock->vfio);
+	(void)s;
+	return -ENOTSUP;
+#endif
+}
+
 int server_start_on(struct server *s, struct loop *loop, const char *name,
 		    const struct server_socket *sock, const struct server_engine *eng)
 {
@@ -163,6 +195,8 @@ int server_start_on(struct server *s, struct loop *loop, const char *name,
 	s->conn_w.fd = -1;
 	s->listen_w.fd = -1;
 	s->listen_fd = -1;
+	if (sock->vfio)
+		return start_vvu(s, sock);
 	if (sock->fd >= 0 && !sock->listening)
 		return serve_connected(s, sock->fd);
 	if (sock->fd >= 0) {
@@ -184,8 +218,29 @@ int server_start(struct server *s, struct loop *loop, const char *name, const ch
 	return server_start_on(s, loop, name, &sock, eng);
 }
 
+bool server_connected(const struct server *s)
+{
+	return s->in_session || s->conn_fd >= 0;
+}
+
+void server_get_tstats(const struct server *s, struct server_tstats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = "unix";
+#if HAVE_VPCI
+	if (s->vvu)
+		server_vvu_tstats(s, out);
+#else
+	(void)s;
+#endif
+}
+
 void server_stop(struct server *s)
 {
+#if HAVE_VPCI
+	if (s->vvu)
+		server_vvu_stop(s);
+#endif
 	if (s->conn_fd >= 0)
 		end_session(s, -ECONNRESET);
 	if (s->listen_fd >= 0) {

@@ -14,10 +14,13 @@
 #define DAEMON_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "loop/loop.h"
+#include "transport/vvu/vfio.h"
 #include "vhost_user/dispatch.h"
+#include "vhost_user/transport.h"
 
 /* The device behind the socket, and its per-session hooks. */
 struct server_engine {
@@ -35,6 +38,23 @@ struct server_socket {
 	int fd;           /* inherited socket (the server takes it over), or -1 */
 	bool listening;   /* @fd listens; else it is one connected front end */
 	mode_t mode;      /* permissions of the socket file made at @path; 0: 0600 */
+	/* or a virtio-vhost-user device (--vfio): its PCI name and how to open it */
+	const char *vfio;
+	vfio_open_fn vfio_open;
+};
+
+struct server_vvu;
+
+/* What `stats` shows of a server's transport. */
+struct server_tstats {
+	const char *kind;          /* "unix" or "vfio" */
+	char pci[64];              /* vfio: the device's PCI name */
+	uint64_t msgs_in;          /* vfio: requests taken from the device */
+	uint64_t msgs_out;         /* vfio: replies given to it */
+	uint64_t calls;            /* vfio: call signals forwarded as doorbell writes */
+	uint64_t errs;             /* vfio: err signals forwarded */
+	uint64_t resets;           /* vfio: device resets */
+	uint64_t faults;           /* vfio: device or message faults */
 };
 
 struct server {
@@ -48,7 +68,10 @@ struct server {
 	int conn_fd;
 	struct loop_watch conn_w;
 	struct vu_dev dev;
+	bool in_session;          /* a front end is being served (see server_connected) */
 	unsigned long sessions;   /* front ends served so far */
+	struct server_vvu *vvu;   /* the VVU source (--vfio), or NULL */
+	int failed;               /* why the server stopped the loop for good, or 0 */
 };
 
 /**
@@ -67,6 +90,27 @@ int server_start(struct server *s, struct loop *loop, const char *name, const ch
  */
 int server_start_on(struct server *s, struct loop *loop, const char *name,
 		    const struct server_socket *sock, const struct server_engine *eng);
+
+/*
+ * For the sources (socket here, VVU in server_vvu.c): a front end arrived
+ * on @tp (NULL: the Unix socket @sock); attach the engine and start its
+ * session. Return: 0 or negative errno (the engine logged).
+ */
+int server_session_begin(struct server *s, const struct vu_transport *tp, int sock);
+
+/* The session is over (@rc: why; -ECONNRESET: a clean disconnect; 0: already logged). */
+void server_session_end(struct server *s, int rc);
+
+/* The VVU source (server_vvu.c): device set up, its interrupts on the loop. */
+int server_vvu_start(struct server *s, const struct server_socket *sock);
+void server_vvu_stop(struct server *s);
+void server_vvu_tstats(const struct server *s, struct server_tstats *out);
+
+/** server_connected() - a front end is being served. */
+bool server_connected(const struct server *s);
+
+/** server_get_tstats() - the transport's name and counters (on the server's thread). */
+void server_get_tstats(const struct server *s, struct server_tstats *out);
 
 /**
  * server_stop() - end any session, close the socket and remove its file

@@ -121,10 +121,12 @@ int systemd_pick_socket(const struct config *cfg, unsigned int index,
 {
 	int fd;
 
-	sock->path = cfg->vms[index].socket_path;
-	sock->fd = -1;
-	sock->listening = true;
-	sock->mode = (mode_t)cfg->vms[index].socket_mode;
+	*sock = (struct server_socket){
+		.path = cfg->vms[index].socket_path,
+		.fd = -1,
+		.listening = true,
+		.mode = (mode_t)cfg->vms[index].socket_mode,
+	};
 	if (index != 0)
 		return 0;
 	if (cfg->fd >= 0)

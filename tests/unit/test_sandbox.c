@@ -38,6 +38,7 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/vfio.h>
 #include <linux/vhost.h>
 #include <unistd.h>
 
@@ -459,6 +460,60 @@ static void test_enter_hands_files_over(void **state)
 	rmdir(e.dir);
 }
 
+struct vfio_arg {
+	enum sandbox_mode mode;
+	bool kernel, vfio;
+	int fd;
+};
+
+/*
+ * Child: what the VVU transport does after start-up: register access with
+ * pread/pwrite on the device fd, VFIO ioctls (here on a memfd, which
+ * answers ENOTTY instead of being killed). Exit 0 when all went through.
+ */
+static int child_vfio(void *arg)
+{
+	const struct vfio_arg *a = arg;
+	uint32_t v = 0x5a5a5a5a, back = 0;
+
+	if (sandbox_install_filter_vfio(a->mode, a->kernel, a->vfio) < 0)
+		return 1;
+	if (pwrite(a->fd, &v, sizeof(v), 8) != (ssize_t)sizeof(v))
+		return 2;
+	if (pread(a->fd, &back, sizeof(back), 8) != (ssize_t)sizeof(back) || back != v)
+		return 3;
+	if (ioctl(a->fd, VFIO_DEVICE_RESET) != -1 || errno != ENOTTY)
+		return 4;
+	if (ioctl(a->fd, VFIO_DEVICE_SET_IRQS, NULL) != -1 || errno != ENOTTY)
+		return 5;
+	return 0;
+}
+
+static void test_vfio_calls(void **state)
+{
+	struct vfio_arg a = { SANDBOX_SECCOMP, false, true, -1 };
+	int st;
+
+	(void)state;
+	a.fd = memfd_create("sandbox-vfio", MFD_CLOEXEC);
+	assert_true(a.fd >= 0);
+	assert_int_equal(ftruncate(a.fd, 4096), 0);
+	for (int kernel = 0; kernel < 2; kernel++) {
+		a.kernel = kernel;
+		st = in_child(child_vfio, &a);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("--vfio, %s engine: status 0x%x", kernel ? "kernel" : "userspace", st);
+	}
+	/* without --vfio, register access is not part of the daemon's work */
+	if (!SANITIZER_BUILD) {
+		a.vfio = false;
+		st = in_child(child_vfio, &a);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS)
+			fail_msg("no --vfio: pwrite was not killed (status 0x%x)", st);
+	}
+	close(a.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_open_refused_softly),
 		cmocka_unit_test(test_needed_calls_allowed),
 		cmocka_unit_test(test_kernel_engine_vhost),
+		cmocka_unit_test(test_vfio_calls),
 		cmocka_unit_test(test_no_new_privs),
 		cmocka_unit_test(test_modes_and_lookups),
 		cmocka_unit_test(test_drop_privileges),

@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "daemon/server.h"
+
 /* Counters of one VM since the daemon started serving it. */
 struct ustats {
 	uint64_t tx_packets;        /* guest → host: packets taken from the tx ring */
@@ -86,6 +88,7 @@ struct ustats_snap {
 	struct ustats c;
 	bool frontend;              /* a front end is connected */
 	unsigned long sessions;     /* front ends served so far */
+	struct server_tstats transport;
 	bool features_set;
 	uint64_t features;          /* acked virtio features */
 	bool running;               /* rx and tx run */

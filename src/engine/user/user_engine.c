@@ -41,8 +41,12 @@ _Static_assert(CLI_DEFAULT_CONNECT_TIMEOUT_MS == CONN_DEFAULT_CONNECT_TIMEOUT_MS
 static void snap_fill(struct user_vm *vm, struct ustats_snap *s)
 {
 	s->c = vm->stats;
-	s->frontend = vm->have_srv && vm->srv.conn_fd >= 0;
+	s->frontend = vm->have_srv && server_connected(&vm->srv);
 	s->sessions = vm->have_srv ? vm->srv.sessions : 0;
+	if (vm->have_srv)
+		server_get_tstats(&vm->srv, &s->transport);
+	else
+		s->transport = (struct server_tstats){ .kind = "unix" };
 	udev_snapshot(&vm->dev, s);
 }
 
@@ -80,6 +84,8 @@ static void *vm_thread(void *arg)
 
 	ustats_cur = &vm->stats;
 	vm->rc = loop_run(&vm->loop);
+	if (vm->rc == 0 && vm->srv.failed)
+		vm->rc = vm->srv.failed; /* its VVU device was given up on (logged) */
 	if (vm->rc < 0)
 		log_err("%s: event loop failed: %s", vm->name, strerror(-vm->rc));
 	/* stopped by us, or a one-shot front end is gone: let the main thread know */
@@ -117,6 +123,12 @@ static int vm_socket(struct user_vm *vm, struct server_socket *sock)
 {
 	const struct config *cfg = vm->ue->cfg;
 
+	/* --vfio: the single device's front end comes through the VVU device */
+	if (cfg->vfio && vm->port == 0) {
+		*sock = (struct server_socket){ .fd = -1, .vfio = cfg->vfio,
+						.vfio_open = cfg->vfio_open };
+		return 0;
+	}
 	if (vm->port >= 0 && (unsigned int)vm->port < cfg->nvms)
 		return systemd_pick_socket(cfg, (unsigned int)vm->port, sock);
 	*sock = (struct server_socket){
@@ -132,7 +144,7 @@ static void vm_log(const struct user_vm *vm)
 
 	log_info("%s: guest CID %llu, vhost-user socket %s, hybrid socket %s, groups %s, "
 		 "buffer %u, queue size up to %u%s", vm->name, (unsigned long long)vc->cid,
-		 vm->inherited ? "(inherited)" : vc->socket_path, vc->uds_path,
+		 vm->inherited ? "(inherited)" : vm->srv.vvu ? "(vfio)" : vc->socket_path, vc->uds_path,
 		 vc->groups ? vc->groups : CLI_DEFAULT_GROUPS, vc->tx_buffer_size, vc->queue_size,
 		 vm->port < 0 ? " (added at run time: no sibling routing)" : "");
 	log_info("%s: limits: %u connections, %u pending host connects, CONNECT line within "
