@@ -92,11 +92,11 @@ static void close_model(struct drv *t)
 		if (t->q[i].mem)
 			munmap(t->q[i].mem, QMEM);
 	}
+	t->d.ops->close(&t->d);
 	for (unsigned int i = 0; i < VVM_NVECTORS; i++) {
 		if (t->vec[i] >= 0)
 			close(t->vec[i]);
 	}
-	t->d.ops->close(&t->d);
 	vvm_vfio_attach(NULL);
 	vvm_free(t->m);
 }

@@ -136,7 +136,7 @@ struct vvm_hooks {
 /** vvm_new() - a device in its power-on state. Return: 0 or -errno. */
 int vvm_new(struct vvm **out, const struct vvm_config *cfg);
 
-/** vvm_free() - unmap BAR 4, close MSI-X eventfds; NULL is fine. */
+/** vvm_free() - unmap BAR 4; NULL is fine. */
 void vvm_free(struct vvm *m);
 
 void vvm_set_hooks(struct vvm *m, const struct vvm_hooks *h);
@@ -150,7 +150,11 @@ int vvm_region_write(struct vvm *m, unsigned int index, uint64_t off, const void
 int vvm_shm_ptr(struct vvm *m, uint64_t off, size_t len, void **out);
 int vvm_dma_map(struct vvm *m, void *vaddr, uint64_t iova, uint64_t size);
 int vvm_dma_unmap(struct vvm *m, uint64_t iova, uint64_t size);
-/** vvm_set_msix() - dup()s the eventfds; @n == 0 turns MSI-X off. */
+/*
+ * vvm_set_msix() - the eventfds are used, not dup()ed (dup is outside the
+ * daemon's seccomp allow-list, and this runs in its threads): the caller
+ * keeps them open until MSI-X is changed or off (@n == 0), as vpci does.
+ */
 int vvm_set_msix(struct vvm *m, const int *efds, unsigned int n);
 /** vvm_flr() - function-level reset (as VFIO_DEVICE_RESET). */
 void vvm_flr(struct vvm *m);
