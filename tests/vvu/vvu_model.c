@@ -913,9 +913,11 @@ static int rx_deliver_locked(struct vvm *m, const void *msg, size_t len)
 		m->rx_seen++;
 	f = due_fault(m, tmp, len);
 	if (f == VVM_FAULT_RESET) {
-		/* the device goes away under the driver, as after a surprise FLR */
+		uint16_t vector = v.q->vector;
+
+		/* the device goes away under the driver, as after a surprise FLR; the interrupt wakes it */
 		reset_locked(m);
-		raise_locked(m, v.q->vector);
+		raise_locked(m, vector);
 		return 0;
 	}
 	len = apply_fault(m, f, tmp, len, blen);
