@@ -200,10 +200,57 @@ int gmem_map(struct gmem *m, const struct gmem_region_desc *descs, unsigned int 
 	return 0;
 }
 
+/*
+ * Region i starts where region i-1 ends; the draft VVU spec lays them out so,
+ * whatever mmap_offset the front end sent (crosvm's back end used the latter
+ * and only worked because its front end's offsets happened to coincide).
+ */
+int gmem_map_window(struct gmem *m, const struct gmem_region_desc *descs, unsigned int n,
+		    void *base, uint64_t len)
+{
+	uint64_t off = 0;
+	int rc;
+
+	if (m->nregions != 0) {
+		log_err("mem table: mapping over a table that is still mapped");
+		return -EBUSY;
+	}
+	rc = check_table(descs, n);
+	if (rc < 0)
+		return rc;
+	for (unsigned int i = 0; i < n; i++) {
+		if (off > len || descs[i].size > len - off) {
+			log_err("mem table: region %u (size 0x%llx at window offset 0x%llx) does not fit "
+				"the 0x%llx-byte shared memory window", i,
+				(unsigned long long)descs[i].size, (unsigned long long)off,
+				(unsigned long long)len);
+			return -EFAULT;
+		}
+		off += descs[i].size;
+	}
+	off = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		struct gmem_region *r = &m->regions[i];
+
+		r->gpa = descs[i].gpa;
+		r->size = descs[i].size;
+		r->uva = descs[i].uva;
+		r->mmap_offset = descs[i].mmap_offset;
+		r->host = (uint8_t *)base + off;
+		r->map_base = NULL;
+		r->map_len = 0;
+		off += descs[i].size;
+	}
+	m->nregions = n;
+	return 0;
+}
+
 void gmem_unmap(struct gmem *m)
 {
-	for (unsigned int i = 0; i < m->nregions; i++)
-		munmap(m->regions[i].map_base, m->regions[i].map_len);
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		if (m->regions[i].map_base)
+			munmap(m->regions[i].map_base, m->regions[i].map_len);
+	}
 	gmem_init(m);
 }
 

@@ -31,7 +31,7 @@ struct gmem_region {
 	uint64_t uva;
 	uint64_t mmap_offset;
 	uint8_t *host;    /* daemon pointer for gpa */
-	void *map_base;   /* what mmap returned, for munmap */
+	void *map_base;   /* what mmap returned, for munmap; NULL: not ours (a window) */
 	size_t map_len;
 };
 
@@ -56,6 +56,19 @@ void gmem_init(struct gmem *m);
  * @m is empty. -EBUSY when @m was not empty (left as it was).
  */
 int gmem_map(struct gmem *m, const struct gmem_region_desc *descs, unsigned int n, const int *fds);
+
+/**
+ * gmem_map_window() - the regions of a table that lie back to back in one
+ * existing mapping [@base, @base + @len) in table order, region i at the sum
+ * of the sizes before it (virtio-vhost-user's shared-memory BAR). The same
+ * whole-table validation as gmem_map(); the mapping stays the caller's:
+ * gmem_unmap() forgets the regions without unmapping anything.
+ *
+ * Return: 0, -EINVAL for a bad table, -EFAULT when the table does not fit
+ * the window (nothing is recorded), -EBUSY when @m was not empty.
+ */
+int gmem_map_window(struct gmem *m, const struct gmem_region_desc *descs, unsigned int n,
+		    void *base, uint64_t len);
 
 /** gmem_unmap() - release every mapping; @m is empty afterwards. */
 void gmem_unmap(struct gmem *m);

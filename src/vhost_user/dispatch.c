@@ -362,7 +362,10 @@ static int handle_set_mem_table(struct vu_dev *dev, struct vu_msg *msg, struct v
 	}
 	gmem_init(&mem);
 	/* the fds are closed by vu_dev_handle(): the mappings keep the files */
-	rc = gmem_map(&mem, descs, t->nregions, msg->fds);
+	if (msg->nfds == 0 && dev->tp.ops && dev->tp.ops->map_mem)
+		rc = dev->tp.ops->map_mem(dev->tp.priv, &mem, descs, t->nregions);
+	else
+		rc = gmem_map(&mem, descs, t->nregions, msg->fds);
 	if (rc < 0) {
 		log_warn("%s: SET_MEM_TABLE: refusing the %u-region table: %s", dev->name,
 			 t->nregions, strerror(-rc));
@@ -664,7 +667,7 @@ int vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply, 
 	int rc;
 
 	*has_reply = false;
-	rc = vu_msg_check(msg);
+	rc = dev->tp.ops && dev->tp.ops->map_mem ? vu_msg_check_fdless_mem(msg) : vu_msg_check(msg);
 	if (rc < 0) {
 		vu_msg_close_fds(msg);
 		return rc;
@@ -697,13 +700,13 @@ int vu_dev_process(struct vu_dev *dev)
 	bool has_reply = false;
 	int rc, src;
 
-	rc = vu_msg_recv(dev->sock, &msg);
+	rc = dev->tp.ops->recv(dev->tp.priv, &msg);
 	if (rc < 0)
 		return rc;
 	rc = vu_dev_handle(dev, &msg, &reply, &has_reply);
 	if (!has_reply)
 		return rc;
-	src = vu_msg_send(dev->sock, &reply);
+	src = dev->tp.ops->send(dev->tp.priv, &reply);
 	if (src < 0) {
 		log_warn("%s: %s: cannot send the reply: %s", dev->name,
 			 vu_request_name(reply.hdr.request), strerror(-src));
@@ -712,17 +715,29 @@ int vu_dev_process(struct vu_dev *dev)
 	return rc;
 }
 
-void vu_dev_init(struct vu_dev *dev, const char *name, int sock, const struct vu_dev_ops *ops,
-		 void *priv)
+void vu_dev_init_transport(struct vu_dev *dev, const char *name, const struct vu_transport *tp,
+			   const struct vu_dev_ops *ops, void *priv)
 {
 	memset(dev, 0, sizeof(*dev));
 	dev->name = name ? name : "vhost-user";
-	dev->sock = sock;
+	dev->sock = -1;
+	dev->tp = *tp;
 	dev->ops = ops;
 	dev->priv = priv;
 	gmem_init(&dev->mem);
 	for (unsigned int i = 0; i < VU_MAX_QUEUES; i++)
 		vring_init(&dev->vrings[i]);
+}
+
+void vu_dev_init(struct vu_dev *dev, const char *name, int sock, const struct vu_dev_ops *ops,
+		 void *priv)
+{
+	const struct vu_transport tp = { &vu_sock_transport_ops, NULL };
+
+	vu_dev_init_transport(dev, name, &tp, ops, priv);
+	/* the socket is read where it is kept, so a caller may swap it */
+	dev->tp.priv = &dev->sock;
+	dev->sock = sock;
 }
 
 static bool session_has_state(const struct vu_dev *dev)

@@ -20,6 +20,7 @@
 
 #include "mem/guest_mem.h"
 #include "vhost_user/proto.h"
+#include "vhost_user/transport.h"
 
 /* vsock needs 3 (rx, tx, event); the layer itself allows a few more. */
 #define VU_MAX_QUEUES 8u
@@ -88,7 +89,8 @@ struct vu_dev_ops {
 
 struct vu_dev {
 	const char *name;             /* for log lines */
-	int sock;                     /* connected front end, -1 when none */
+	int sock;                     /* connected front end, -1 when none (socket transport) */
+	struct vu_transport tp;       /* where requests come from and replies go */
 	const struct vu_dev_ops *ops;
 	void *priv;                   /* the device's own state */
 
@@ -110,10 +112,18 @@ void vu_dev_init(struct vu_dev *dev, const char *name, int sock,
 		 const struct vu_dev_ops *ops, void *priv);
 
 /**
- * vu_dev_process() - read one request from dev->sock, handle it, reply.
- * Return: 0 to keep going, -ECONNRESET when the front end closed the
- * connection between messages, another negative errno when the session
- * must end (already logged).
+ * vu_dev_init_transport() - start a session on another transport; @tp is
+ * copied, and its priv stays the caller's.
+ */
+void vu_dev_init_transport(struct vu_dev *dev, const char *name, const struct vu_transport *tp,
+			   const struct vu_dev_ops *ops, void *priv);
+
+/**
+ * vu_dev_process() - read one request from the transport, handle it, reply.
+ * Return: 0 to keep going, -EAGAIN when the transport had no message
+ * waiting, -ECONNRESET when the front end closed the connection between
+ * messages, another negative errno when the session must end (already
+ * logged).
  */
 int vu_dev_process(struct vu_dev *dev);
 

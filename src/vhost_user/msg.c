@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "vhost_user/transport.h"
 
 /* How a request's payload size is judged. */
 enum vu_size_rule {
@@ -328,6 +329,21 @@ int vu_msg_recv(int sock, struct vu_msg *msg)
 	return rc;
 }
 
+static int sock_recv(void *priv, struct vu_msg *msg)
+{
+	return vu_msg_recv(*(const int *)priv, msg);
+}
+
+static int sock_send(void *priv, const struct vu_msg *msg)
+{
+	return vu_msg_send(*(const int *)priv, msg);
+}
+
+const struct vu_transport_ops vu_sock_transport_ops = {
+	.recv = sock_recv,
+	.send = sock_send,
+};
+
 /* @buf must have room for CMSG_SPACE of VU_MAX_FDS ints, aligned for a cmsghdr. */
 static void attach_fds(struct msghdr *mh, char *buf, const int *fds, unsigned int nfds)
 {
@@ -432,7 +448,7 @@ static int check_size(const struct vu_msg *msg, const struct vu_req_info *ri)
 
 /* Only called once the size is known good, so the payload can be read. */
 static unsigned int fds_wanted(const struct vu_msg *msg, const struct vu_req_info *ri,
-			       unsigned int *max)
+			       bool fdless_mem, unsigned int *max)
 {
 	unsigned int want = 0;
 
@@ -449,14 +465,14 @@ static unsigned int fds_wanted(const struct vu_msg *msg, const struct vu_req_inf
 		want = (msg->payload.u64 & VU_VRING_NOFD_MASK) ? 0 : 1;
 		break;
 	case VU_FDS_REGIONS:
-		want = msg->payload.mem.nregions;
+		want = fdless_mem ? 0 : msg->payload.mem.nregions;
 		break;
 	}
 	*max = want;
 	return want;
 }
 
-int vu_msg_check(const struct vu_msg *msg)
+static int check_msg(const struct vu_msg *msg, bool fdless_mem)
 {
 	const struct vu_req_info *ri;
 	unsigned int min, max;
@@ -478,11 +494,21 @@ int vu_msg_check(const struct vu_msg *msg)
 	rc = check_size(msg, ri);
 	if (rc < 0)
 		return rc;
-	min = fds_wanted(msg, ri, &max);
+	min = fds_wanted(msg, ri, fdless_mem, &max);
 	if (msg->nfds < min || msg->nfds > max) {
 		log_warn("vhost-user: %s: %u fds attached, %u..%u expected", ri->name, msg->nfds,
 			 min, max);
 		return -EPROTO;
 	}
 	return 0;
+}
+
+int vu_msg_check(const struct vu_msg *msg)
+{
+	return check_msg(msg, false);
+}
+
+int vu_msg_check_fdless_mem(const struct vu_msg *msg)
+{
+	return check_msg(msg, true);
 }

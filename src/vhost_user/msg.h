@@ -38,6 +38,12 @@ int vu_msg_send(int sock, const struct vu_msg *msg);
  */
 int vu_msg_check(const struct vu_msg *msg);
 
+/**
+ * vu_msg_check_fdless_mem() - vu_msg_check() on a transport that shares
+ * memory by other means: SET_MEM_TABLE must then come with no fds at all.
+ */
+int vu_msg_check_fdless_mem(const struct vu_msg *msg);
+
 /** vu_msg_close_fds() - close and forget every fd still held by @msg. */
 void vu_msg_close_fds(struct vu_msg *msg);
 

@@ -1276,6 +1276,105 @@ static void test_process_socket(void **state)
 	close(sv[1]);
 }
 
+/*
+ * A transport whose memory is already mapped (VVU): an fd-less
+ * SET_MEM_TABLE goes to its map_mem hook and is refused on a socket;
+ * vu_dev_process() reads and replies through the transport's hooks.
+ */
+struct fake_tp {
+	uint8_t window[0x4000];
+	unsigned int n_map, n_recv, n_send;
+	struct vu_msg next, sent;
+	bool have_next;
+};
+
+static int tp_recv(void *priv, struct vu_msg *msg)
+{
+	struct fake_tp *t = priv;
+
+	t->n_recv++;
+	if (!t->have_next)
+		return -EAGAIN;
+	*msg = t->next;
+	t->have_next = false;
+	return 0;
+}
+
+static int tp_send(void *priv, const struct vu_msg *msg)
+{
+	struct fake_tp *t = priv;
+
+	t->n_send++;
+	t->sent = *msg;
+	return 0;
+}
+
+static int tp_map_mem(void *priv, struct gmem *m, const struct gmem_region_desc *d, unsigned int n)
+{
+	struct fake_tp *t = priv;
+
+	t->n_map++;
+	return gmem_map_window(m, d, n, t->window, sizeof(t->window));
+}
+
+static void test_transport_seam(void **state)
+{
+	static const struct vu_transport_ops tp_ops = {
+		.recv = tp_recv, .send = tp_send, .map_mem = tp_map_mem,
+	};
+	struct ctx *c = *state;
+	static struct fake_tp t;
+	const struct vu_transport tp = { &tp_ops, &t };
+	const struct vu_mem_region r[2] = {
+		{ .guest_phys_addr = 0, .memory_size = 0x1000, .userspace_addr = UVA },
+		{ .guest_phys_addr = 0x100000, .memory_size = 0x2000, .userspace_addr = UVA + 0x100000,
+		  .mmap_offset = 0x100000 },
+	};
+	struct vu_msg m;
+
+	/* on a socket, a table without fds is malformed */
+	msg_init(&m, VU_REQ_SET_MEM_TABLE, NR, 8 + 32 * 2);
+	m.payload.mem.nregions = 2;
+	memcpy(m.payload.mem.regions, r, sizeof(r));
+	assert_int_equal(run(c, &m), -EPROTO);
+	assert_int_equal(c->fake.n_mem, 0);
+
+	vu_dev_fini(&c->dev);
+	memset(&t, 0, sizeof(t));
+	vu_dev_init_transport(&c->dev, "test", &tp, &c->ops, &c->fake);
+	assert_int_equal(run(c, &m), 0);
+	assert_int_equal(t.n_map, 1);
+	assert_int_equal(c->fake.mem_nregions, 2);
+	/* region 1 lies right after region 0 in the window, not at its mmap_offset */
+	assert_ptr_equal(gmem_gpa_ptr(&c->dev.mem, 0x100000, 1), t.window + 0x1000);
+	assert_ptr_equal(gmem_uva_ptr(&c->dev.mem, UVA + 0x101fff, 1), t.window + 0x2fff);
+	/* on such a transport a table with fds is malformed (and they are closed) */
+	msg_init(&m, VU_REQ_SET_MEM_TABLE, NR, 8 + 32);
+	m.payload.mem.nregions = 1;
+	m.payload.mem.regions[0] = r[0];
+	m.fds[0] = new_eventfd();
+	m.nfds = 1;
+	assert_int_equal(run(c, &m), -EPROTO);
+	assert_int_equal(t.n_map, 1);
+	/* a table larger than the window */
+	msg_init(&m, VU_REQ_SET_MEM_TABLE, NR, 8 + 32);
+	m.payload.mem.nregions = 1;
+	m.payload.mem.regions[0] = r[0];
+	m.payload.mem.regions[0].memory_size = sizeof(t.window) + 1;
+	assert_int_equal(run(c, &m), -EFAULT);
+
+	/* vu_dev_process through the hooks: nothing waiting, then one request */
+	assert_int_equal(vu_dev_process(&c->dev), -EAGAIN);
+	msg_init(&t.next, VU_REQ_GET_FEATURES, NR, 0);
+	t.have_next = true;
+	assert_int_equal(vu_dev_process(&c->dev), 0);
+	assert_int_equal(t.n_send, 1);
+	assert_int_equal(t.sent.hdr.request, VU_REQ_GET_FEATURES);
+	assert_int_equal(t.sent.hdr.flags, VU_REPLY_FLAGS);
+	assert_int_equal(t.sent.payload.u64, c->fake.offered | F_PROTO);
+	vu_dev_fini(&c->dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1311,6 +1410,7 @@ int main(void)
 		T(test_hook_failure),
 		T(test_no_hooks),
 		T(test_process_socket),
+		T(test_transport_seam),
 		cmocka_unit_test(test_vring_ready),
 #undef T
 	};

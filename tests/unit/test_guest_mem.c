@@ -506,6 +506,87 @@ static void test_hugetlb_if_available(void **state)
 	close(fd);
 }
 
+/*
+ * VVU's shared-memory window: the QEMU table laid back to back (region 1
+ * right after region 0's 0xa0000 bytes, whatever its mmap_offset says), an
+ * exact fit, and nothing unmapped by gmem_unmap (the window is the caller's).
+ */
+static void test_window_layout(void **state)
+{
+	const uint64_t len = 0xa0000 + 0x1ff40000;
+	uint8_t *win = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t gpa = 0;
+	struct gmem m;
+
+	(void)state;
+	assert_true(win != MAP_FAILED);
+	gmem_init(&m);
+	assert_int_equal(gmem_map_window(&m, qemu_512m, 2, win, len), 0);
+	assert_int_equal(m.nregions, 2);
+	assert_ptr_equal(gmem_gpa_ptr(&m, 0, 1), win);
+	assert_ptr_equal(gmem_gpa_ptr(&m, 0x9ffff, 1), win + 0x9ffff);
+	assert_ptr_equal(gmem_gpa_ptr(&m, 0xc0000, 1), win + 0xa0000);
+	assert_ptr_equal(gmem_uva_ptr(&m, 0x7f00000c0000ull + 0x10, 4), win + 0xa0010);
+	/* the last byte of the window is the last byte of region 1 */
+	assert_ptr_equal(gmem_gpa_ptr(&m, 0x1fffffff, 1), win + len - 1);
+	assert_null(gmem_gpa_ptr(&m, 0x1fffffff, 2));
+	assert_null(gmem_gpa_ptr(&m, 0xa0000, 1));
+	assert_int_equal(gmem_uva_to_gpa(&m, 0x7f00000c0000ull + 2, 2, &gpa), 0);
+	assert_int_equal(gpa, 0xc0002);
+	/* still a table in use: no mapping over it */
+	assert_int_equal(gmem_map_window(&m, qemu_512m, 2, win, len), -EBUSY);
+	gmem_unmap(&m);
+	assert_int_equal(m.nregions, 0);
+	/* gmem_unmap left the window mapped: it is still writable */
+	win[len - 1] = 0x42;
+	assert_int_equal(win[len - 1], 0x42);
+	assert_int_equal(munmap(win, (size_t)len), 0);
+}
+
+/* Tables that do not fit, or are bad in themselves, record nothing. */
+static void test_window_refused(void **state)
+{
+	static uint8_t win[0x4000];
+	struct gmem_region_desc d[3] = {
+		{ .gpa = 0, .size = 0x2000, .uva = 0x10000 },
+		{ .gpa = 0x10000, .size = 0x2000, .uva = 0x20000 },
+		{ .gpa = 0x20000, .size = 1, .uva = 0x30000 },
+	};
+	struct gmem m;
+
+	(void)state;
+	gmem_init(&m);
+	/* exact fit of two, one byte too many with the third */
+	assert_int_equal(gmem_map_window(&m, d, 2, win, sizeof(win)), 0);
+	gmem_unmap(&m);
+	assert_int_equal(gmem_map_window(&m, d, 3, win, sizeof(win)), -EFAULT);
+	assert_int_equal(m.nregions, 0);
+	assert_int_equal(gmem_map_window(&m, d, 2, win, sizeof(win) - 1), -EFAULT);
+	assert_int_equal(gmem_map_window(&m, d, 1, win, 0), -EFAULT);
+	/* sizes whose sum wraps past 2^64 must not look small */
+	d[0].size = UINT64_MAX - 0xfff;
+	d[0].gpa = 0x100000;
+	d[0].uva = 0x100000;
+	d[1] = (struct gmem_region_desc){ .gpa = 0, .size = 0x2000, .uva = 0 };
+	assert_int_equal(gmem_map_window(&m, d, 2, win, sizeof(win)), -EINVAL);
+	/* two halves of the address space: one byte more than the window */
+	d[0] = (struct gmem_region_desc){ .gpa = 0, .size = 1ull << 63, .uva = 0 };
+	d[1] = (struct gmem_region_desc){ .gpa = 1ull << 63, .size = (1ull << 63) - 1,
+					  .uva = 1ull << 63 };
+	assert_int_equal(gmem_map_window(&m, d, 2, win, UINT64_MAX - 1), -EFAULT);
+	assert_int_equal(m.nregions, 0);
+	/* the whole-table checks of gmem_map apply too */
+	d[0] = (struct gmem_region_desc){ .gpa = 0, .size = 0x1000, .uva = 0x10000 };
+	d[1] = (struct gmem_region_desc){ .gpa = 0x800, .size = 0x1000, .uva = 0x20000 };
+	assert_int_equal(gmem_map_window(&m, d, 2, win, sizeof(win)), -EINVAL);
+	d[1] = (struct gmem_region_desc){ .gpa = 0x1000, .size = 0, .uva = 0x20000 };
+	assert_int_equal(gmem_map_window(&m, d, 2, win, sizeof(win)), -EINVAL);
+	assert_int_equal(gmem_map_window(&m, d, 0, win, sizeof(win)), -EINVAL);
+	assert_int_equal(gmem_map_window(&m, d, GMEM_MAX_REGIONS + 1, win, sizeof(win)), -EINVAL);
+	assert_int_equal(m.nregions, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +601,8 @@ int main(void)
 		cmocka_unit_test(test_bad_fds),
 		cmocka_unit_test(test_mmap_failure_unwinds),
 		cmocka_unit_test(test_hugetlb_if_available),
+		cmocka_unit_test(test_window_layout),
+		cmocka_unit_test(test_window_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
