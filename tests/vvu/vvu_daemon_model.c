@@ -16,8 +16,8 @@
  *   --model-shm-size BYTES   BAR 4 size (a power of two)
  *   --model-device-id ID     PCI device id (0x107d: crosvm's)
  * And so the integration suites run over the model unchanged: a plain
- * "--socket PATH" with no --vfio becomes "--model-socket PATH --vfio
- * 0000:00:05.0".
+ * "--socket PATH" (or --socket-path) with no --vfio becomes "--model-socket
+ * PATH --vfio 0000:00:05.0".
  *
  * Exit status: daemon_main's.
  */
@@ -100,7 +100,8 @@ static int build_argv(struct model_opts *o, int argc, char **argv, char **out, i
 			i++;
 			continue;
 		}
-		if (!have_vfio && strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+		if (!have_vfio && i + 1 < argc &&
+		    (strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "--socket-path") == 0)) {
 			sock = argv[++i];
 			continue;
 		}
