@@ -216,7 +216,7 @@ static void record(struct vvb *b, const void *msg, size_t len)
 
 	if (!b->record)
 		return;
-	if (fwrite(&n, sizeof(n), 1, b->record) != 1 || fwrite(msg, 1, len, b->record) != len)
+	if (fwrite(&n, sizeof(n), 1, b->record) != 1 || (len && fwrite(msg, 1, len, b->record) != len))
 		fprintf(stderr, "vvu bridge: recording failed\n");
 	fflush(b->record);
 }
@@ -229,6 +229,9 @@ static void record_open(struct vvb *b)
 		return;
 	snprintf(name, sizeof(name), "%s/session-%lu", b->record_dir, b->sessions);
 	b->record = fopen(name, "w");
+	/* fuzz_vvu's mode byte for a message sequence: the file is a seed as it stands */
+	if (b->record && fputc(1, b->record) == EOF)
+		fprintf(stderr, "vvu bridge: recording failed\n");
 }
 
 /* Read exactly @len bytes (the front end writes whole messages). Return: 0, -ECONNRESET, -errno. */
@@ -302,6 +305,7 @@ static void drop_front_end(struct vvb *b, const char *why)
 	close_fd(&b->backend);
 	pthread_mutex_unlock(&b->fd_lock);
 	b->pend_valid = false;
+	record(b, NULL, 0);
 	if (b->record)
 		fclose(b->record);
 	b->record = NULL;

@@ -221,8 +221,10 @@ struct vvb;
 
 /**
  * vvb_start() - listen on @path and run the bridge thread over @m.
- * @record_dir: when not NULL, each rxq message of a session is also
- * written to a file there (fuzz seeds). Return: 0 or -errno.
+ * @record_dir: when not NULL, each session's rxq messages are also
+ * written to @record_dir/session-N: a byte 1, then per message a le32
+ * length and its bytes (a zero length: the disconnect), which is
+ * fuzz_vvu's message-mode input. Return: 0 or -errno.
  */
 int vvb_start(struct vvb **out, struct vvm *m, const char *path, const char *record_dir);
 
