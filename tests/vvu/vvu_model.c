@@ -908,9 +908,10 @@ static int rx_deliver_locked(struct vvm *m, const void *msg, size_t len)
 		return rc == 0 ? -EAGAIN : rc;
 	if (!(flags & VRING_DESC_F_WRITE) || (flags & VRING_DESC_F_NEXT))
 		return ring_fault(m);
-	memcpy(tmp, msg, len);
-	if (len)
+	if (len) {
+		memcpy(tmp, msg, len);
 		m->rx_seen++;
+	}
 	f = due_fault(m, tmp, len);
 	if (f == VVM_FAULT_RESET) {
 		uint16_t vector = v.q->vector;
