@@ -109,7 +109,8 @@ static int one_session(unsigned int n)
 		CHECK(fired(vm.fe.call[i], WAIT_MS));
 	}
 	vvm_stats(model, &after);
-	CHECK(after.notifications - before.notifications == 2);
+	/* setup may kick too, and the bridge counts asynchronously: at least ours */
+	CHECK(after.notifications - before.notifications >= 2);
 	CHECK(after.doorbells - before.doorbells >= 2);
 	fprintf(stderr, "test_vvu_kernel: session %u: kicks and calls went through the device\n", n);
 	tfe_vm_close(&vm);
