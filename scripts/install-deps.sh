@@ -8,8 +8,12 @@ set -euo pipefail
 build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsystemd-dev libseccomp-dev)
 # linux-source-6.1: the nested test builds the kernel's vsock_test from its
 # tarball (tests/peers/nested/build-vsock-test.sh); nothing else is used.
+# dpkg-dev ... man-db: tests/peers/run-debian-package.sh builds the Debian
+# package, checks it with lintian, installs it and checks the units
+# (systemd-analyze; systemd.pc, which debian/rules reads) and the man page.
 test_pkgs=(clang lld libclang-rt-14-dev libcmocka-dev qemu-system-x86 busybox-static cpio kmod
-	valgrind python3 xz-utils linux-source-6.1)
+	valgrind python3 xz-utils linux-source-6.1
+	dpkg-dev debhelper lintian fakeroot systemd man-db)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")

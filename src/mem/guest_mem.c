@@ -245,12 +245,65 @@ int gmem_map_window(struct gmem *m, const struct gmem_region_desc *descs, unsign
 	return 0;
 }
 
-void gmem_unmap(struct gmem *m)
+static void region_desc_of(const struct gmem_region *r, struct gmem_region_desc *d)
+{
+	*d = (struct gmem_region_desc){
+		.gpa = r->gpa, .size = r->size, .uva = r->uva, .mmap_offset = r->mmap_offset,
+	};
+}
+
+int gmem_add(struct gmem *m, const struct gmem_region_desc *d, int fd)
+{
+	struct gmem_region_desc all[GMEM_MAX_REGIONS];
+	unsigned int n = m->nregions;
+	uint64_t granule;
+	int rc;
+
+	if (n >= GMEM_MAX_REGIONS) {
+		log_err("mem table: no free slot for another region (%u in use)", n);
+		return -ENOSPC;
+	}
+	/* the whole table as it would be, so overlaps are judged as for a full table */
+	for (unsigned int i = 0; i < n; i++)
+		region_desc_of(&m->regions[i], &all[i]);
+	all[n] = *d;
+	rc = check_table(all, n + 1);
+	if (rc == 0)
+		rc = check_file(fd, d, n, &granule);
+	if (rc == 0)
+		rc = map_region(&m->regions[n], d, fd, granule, n);
+	if (rc == 0)
+		m->nregions = n + 1;
+	return rc;
+}
+
+int gmem_take(struct gmem *m, uint64_t gpa, uint64_t uva, uint64_t size, struct gmem_region *out)
 {
 	for (unsigned int i = 0; i < m->nregions; i++) {
-		if (m->regions[i].map_base)
-			munmap(m->regions[i].map_base, m->regions[i].map_len);
+		struct gmem_region *r = &m->regions[i];
+
+		if (r->gpa != gpa || r->uva != uva || r->size != size)
+			continue;
+		*out = *r;
+		memmove(r, r + 1, (size_t)(m->nregions - i - 1) * sizeof(*r));
+		m->nregions--;
+		memset(&m->regions[m->nregions], 0, sizeof(m->regions[0]));
+		return 0;
 	}
+	return -ENOENT;
+}
+
+void gmem_region_unmap(struct gmem_region *r)
+{
+	if (r->map_base)
+		munmap(r->map_base, r->map_len);
+	memset(r, 0, sizeof(*r));
+}
+
+void gmem_unmap(struct gmem *m)
+{
+	for (unsigned int i = 0; i < m->nregions; i++)
+		gmem_region_unmap(&m->regions[i]);
 	gmem_init(m);
 }
 

@@ -15,7 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GMEM_MAX_REGIONS 8u
+/*
+ * Memory slots: SET_MEM_TABLE carries at most 8 regions, ADD_MEM_REG grows
+ * the table one region at a time (memory hot-plug). 32 leaves QEMU room to
+ * plug DIMMs and stays under the kernel's default vhost max_mem_regions (64).
+ */
+#define GMEM_MAX_REGIONS 32u
 
 /* A region as the front end describes it (same fields as the wire). */
 struct gmem_region_desc {
@@ -69,6 +74,27 @@ int gmem_map(struct gmem *m, const struct gmem_region_desc *descs, unsigned int 
  */
 int gmem_map_window(struct gmem *m, const struct gmem_region_desc *descs, unsigned int n,
 		    void *base, uint64_t len);
+
+/**
+ * gmem_add() - map one more region into @m (ADD_MEM_REG): the same checks as
+ * gmem_map() against itself and against every region already in @m. The new
+ * region is the last one of @m. @fd is not closed here.
+ * Return: 0, -ENOSPC when @m is full, or gmem_map()'s errors; @m is
+ * unchanged on failure.
+ */
+int gmem_add(struct gmem *m, const struct gmem_region_desc *d, int fd);
+
+/**
+ * gmem_take() - remove from @m the region with exactly this guest physical
+ * address, front-end virtual address and size (REM_MEM_REG; the spec has the
+ * front end match on these three), without unmapping it: it is stored in
+ * @out, for gmem_region_unmap() once nothing uses it.
+ * Return: 0, or -ENOENT when @m has no such region.
+ */
+int gmem_take(struct gmem *m, uint64_t gpa, uint64_t uva, uint64_t size, struct gmem_region *out);
+
+/** gmem_region_unmap() - release the mapping of one region (none for a window). */
+void gmem_region_unmap(struct gmem_region *r);
 
 /** gmem_unmap() - release every mapping; @m is empty afterwards. */
 void gmem_unmap(struct gmem *m);

@@ -35,6 +35,7 @@
 #define VU_F_PROTOCOL_BIT (1ull << VU_F_PROTOCOL_FEATURES)
 #define VU_VIRTIO_F_EVENT_IDX_BIT (1ull << 29)
 #define VU_PROTO_BIT(f) (1ull << (f))
+#define VU_VIRTIO_STATUS_FAILED 0x80u
 /* virtio spec "Virtqueues": a split queue has at most 32768 entries */
 #define VU_VIRTQ_MAX_SIZE 32768u
 /* split ring: the whole 16-bit avail index, free-running */
@@ -224,10 +225,34 @@ static int handle_set_features(struct vu_dev *dev, struct vu_msg *msg, struct vu
 	return 0;
 }
 
+/*
+ * What this session offers: the device's protocol features and the ones the
+ * layer implements itself (STATUS). Memory slots need regions passed as fds:
+ * on a transport that shares memory otherwise (virtio-vhost-user lays the
+ * table out in one window), one region at a time has no defined place.
+ */
+static uint64_t offered_protocol_features(const struct vu_dev *dev)
+{
+	uint64_t offered = dev->ops->protocol_features | VU_PROTO_BIT(VU_PROTOCOL_F_STATUS);
+
+	if (dev->tp.ops && dev->tp.ops->map_mem)
+		offered &= ~VU_PROTO_BIT(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+	return offered;
+}
+
+static bool negotiated(const struct vu_dev *dev, const struct vu_msg *msg, unsigned int feature)
+{
+	if (dev->protocol_features & VU_PROTO_BIT(feature))
+		return true;
+	log_warn("%s: %s: its protocol feature (bit %u) was not negotiated", dev->name,
+		 req_name(msg), feature);
+	return false;
+}
+
 static int handle_get_protocol_features(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
 {
 	(void)msg;
-	reply_u64(reply, dev->ops->protocol_features);
+	reply_u64(reply, offered_protocol_features(dev));
 	return 0;
 }
 
@@ -236,11 +261,12 @@ static int handle_set_protocol_features(struct vu_dev *dev, struct vu_msg *msg, 
 	const uint64_t inband_needs = VU_PROTO_BIT(VU_PROTOCOL_F_BACKEND_REQ) |
 				      VU_PROTO_BIT(VU_PROTOCOL_F_REPLY_ACK);
 	uint64_t acked = msg->payload.u64;
+	uint64_t offered = offered_protocol_features(dev);
 
 	(void)reply;
-	if (acked & ~dev->ops->protocol_features) {
+	if (acked & ~offered) {
 		log_warn("%s: SET_PROTOCOL_FEATURES: 0x%" PRIx64 " acks bits never offered (offered 0x%" PRIx64 ")",
-			 dev->name, acked, dev->ops->protocol_features);
+			 dev->name, acked, offered);
 		return -EINVAL;
 	}
 	/* spec: INBAND_NOTIFICATIONS is an error without BACKEND_REQ and REPLY_ACK */
@@ -295,6 +321,7 @@ static void session_reset(struct vu_dev *dev)
 	gmem_unmap(&dev->mem);
 	dev->features = 0;
 	dev->features_set = false;
+	dev->status = 0;
 }
 
 /*
@@ -312,7 +339,7 @@ static int handle_reset(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *r
 }
 
 /* Rings the device is running must stay reachable in a new table. */
-static int started_rings_fit(struct vu_dev *dev, const struct gmem *mem)
+static int started_rings_fit(struct vu_dev *dev, const struct gmem *mem, const char *what)
 {
 	for (unsigned int i = 0; i < dev_nqueues(dev); i++) {
 		const struct vu_vring *vr = &dev->vrings[i];
@@ -322,8 +349,8 @@ static int started_rings_fit(struct vu_dev *dev, const struct gmem *mem)
 			continue;
 		bad = vring_misfit(dev, mem, &vr->addr, vr->num);
 		if (bad) {
-			log_warn("%s: SET_MEM_TABLE: the %s of running ring %u is outside the new table",
-				 dev->name, bad, i);
+			log_warn("%s: %s: the %s of running ring %u is outside the new table",
+				 dev->name, what, bad, i);
 			return -EFAULT;
 		}
 	}
@@ -371,7 +398,7 @@ static int handle_set_mem_table(struct vu_dev *dev, struct vu_msg *msg, struct v
 			 t->nregions, strerror(-rc));
 		return rc;
 	}
-	rc = started_rings_fit(dev, &mem);
+	rc = started_rings_fit(dev, &mem, "SET_MEM_TABLE");
 	if (rc == 0 && dev->ops->set_mem_table)
 		rc = dev->ops->set_mem_table(dev, &mem);
 	if (rc < 0) {
@@ -381,6 +408,121 @@ static int handle_set_mem_table(struct vu_dev *dev, struct vu_msg *msg, struct v
 	gmem_unmap(&dev->mem);
 	dev->mem = mem;
 	forget_stale_addrs(dev);
+	return 0;
+}
+
+static int handle_get_max_mem_slots(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
+{
+	if (!negotiated(dev, msg, VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		return -EOPNOTSUPP;
+	reply_u64(reply, GMEM_MAX_REGIONS);
+	return 0;
+}
+
+static struct gmem_region_desc single_region_desc(const struct vu_msg *msg)
+{
+	const struct vu_mem_region *r = &msg->payload.region.region;
+
+	return (struct gmem_region_desc){
+		.gpa = r->guest_phys_addr,
+		.size = r->memory_size,
+		.uva = r->userspace_addr,
+		.mmap_offset = r->mmap_offset,
+	};
+}
+
+/*
+ * ADD_MEM_REG: the table grows by one region; the others keep their
+ * mappings, so rings and buffers the device is using stay where they are.
+ */
+static int handle_add_mem_reg(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
+{
+	const struct gmem_region_desc d = single_region_desc(msg);
+	struct gmem next = dev->mem;
+	int rc;
+
+	(void)reply;
+	if (!negotiated(dev, msg, VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		return -EOPNOTSUPP;
+	rc = gmem_add(&next, &d, msg->fds[0]);
+	if (rc < 0) {
+		log_warn("%s: ADD_MEM_REG: refusing region gpa 0x%" PRIx64 " size 0x%" PRIx64 ": %s",
+			 dev->name, d.gpa, d.size, strerror(-rc));
+		return rc;
+	}
+	rc = dev->ops->set_mem_table ? dev->ops->set_mem_table(dev, &next) : 0;
+	if (rc < 0) {
+		gmem_region_unmap(&next.regions[next.nregions - 1]);
+		return rc;
+	}
+	dev->mem = next;
+	log_debug("%s: ADD_MEM_REG: gpa 0x%" PRIx64 " size 0x%" PRIx64 " (%u regions)", dev->name,
+		  d.gpa, d.size, dev->mem.nregions);
+	return 0;
+}
+
+/*
+ * REM_MEM_REG: a region still holding a running ring's structures is
+ * refused, so nothing the device is using is ever unmapped under it; the
+ * region is unmapped only once the device has moved to the smaller table.
+ */
+static int handle_rem_mem_reg(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
+{
+	const struct gmem_region_desc d = single_region_desc(msg);
+	struct gmem next = dev->mem;
+	struct gmem_region gone;
+	int rc;
+
+	(void)reply;
+	if (!negotiated(dev, msg, VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		return -EOPNOTSUPP;
+	if (gmem_take(&next, d.gpa, d.uva, d.size, &gone) < 0) {
+		log_warn("%s: REM_MEM_REG: no region gpa 0x%" PRIx64 " uva 0x%" PRIx64 " size 0x%" PRIx64,
+			 dev->name, d.gpa, d.uva, d.size);
+		return -ENOENT;
+	}
+	if (started_rings_fit(dev, &next, "REM_MEM_REG") < 0)
+		return -EBUSY; /* the region stays mapped and in the table */
+	rc = dev->ops->set_mem_table ? dev->ops->set_mem_table(dev, &next) : 0;
+	if (rc < 0)
+		return rc;
+	dev->mem = next;
+	gmem_region_unmap(&gone);
+	forget_stale_addrs(dev);
+	log_debug("%s: REM_MEM_REG: gpa 0x%" PRIx64 " size 0x%" PRIx64 " (%u regions)", dev->name,
+		  d.gpa, d.size, dev->mem.nregions);
+	return 0;
+}
+
+/*
+ * SET_STATUS / GET_STATUS: the virtio device status as the front end's
+ * guest driver set it. Rings start and stop through the ring messages, as
+ * without STATUS (QEMU sends both), so the status is kept and reported;
+ * a driver that gave up (FAILED) is worth a line in the log.
+ */
+static int handle_set_status(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
+{
+	uint64_t status = msg->payload.u64;
+
+	(void)reply;
+	if (!negotiated(dev, msg, VU_PROTOCOL_F_STATUS))
+		return -EOPNOTSUPP;
+	if (status > 0xff) {
+		log_warn("%s: SET_STATUS: 0x%" PRIx64 " is not a virtio status byte", dev->name, status);
+		return -EINVAL;
+	}
+	if ((status & VU_VIRTIO_STATUS_FAILED) && !(dev->status & VU_VIRTIO_STATUS_FAILED))
+		log_warn("%s: SET_STATUS: the guest driver marked the device FAILED", dev->name);
+	dev->status = (uint8_t)status;
+	log_debug("%s: SET_STATUS: 0x%02x", dev->name, dev->status);
+	return 0;
+}
+
+static int handle_get_status(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
+{
+	if (!negotiated(dev, msg, VU_PROTOCOL_F_STATUS))
+		return -EOPNOTSUPP;
+	reply_u64(reply, dev->status);
 	return 0;
 }
 
@@ -631,6 +773,11 @@ static vu_handler handler_for(uint32_t request)
 	case VU_REQ_GET_VRING_BASE: return handle_get_vring_base;
 	case VU_REQ_GET_CONFIG: return handle_get_config;
 	case VU_REQ_SET_CONFIG: return handle_set_config;
+	case VU_REQ_GET_MAX_MEM_SLOTS: return handle_get_max_mem_slots;
+	case VU_REQ_ADD_MEM_REG: return handle_add_mem_reg;
+	case VU_REQ_REM_MEM_REG: return handle_rem_mem_reg;
+	case VU_REQ_SET_STATUS: return handle_set_status;
+	case VU_REQ_GET_STATUS: return handle_get_status;
 	default: return handle_unsupported;
 	}
 }
@@ -763,6 +910,7 @@ void vu_dev_fini(struct vu_dev *dev)
 	dev->features = 0;
 	dev->protocol_features = 0;
 	dev->reply_ack = false;
+	dev->status = 0;
 	dev->sock = -1;
 }
 

@@ -99,6 +99,7 @@ struct vu_dev {
 	uint64_t features;            /* acked, including bit 30 if acked */
 	uint64_t protocol_features;   /* acked */
 	bool reply_ack;               /* REPLY_ACK negotiated */
+	uint8_t status;               /* SET_STATUS: the virtio device status */
 
 	struct gmem mem;
 	struct vu_vring vrings[VU_MAX_QUEUES];

@@ -476,6 +476,8 @@ struct mcase {
 #define BAD_FLAGS "bad header flags"
 #define LAYOUT "does not match the request's layout"
 #define UNSUP "not supported"
+/* a request whose protocol feature is offered but was not acked */
+#define UNNEG "was not negotiated"
 #define NOT_EV "is not an eventfd"
 #define NO_RING "does not exist"
 #define CFG_RANGE "outside the config space|config space is 8 bytes|outside the 8-byte config"
@@ -534,12 +536,12 @@ static const struct mcase mcases[] = {
 	{ "SET_INFLIGHT_FD", ST_MEM, VU_REQ_SET_INFLIGHT_FD, 0, 24, .fk = FD_MEMFD, .nfds = 1, .expect = OUT_NACK, .log = UNSUP },
 	{ "GPU_SET_SOCKET", ST_OWNED, VU_REQ_GPU_SET_SOCKET, 0, 0, .fk = FD_SOCKET, .nfds = 1, .expect = OUT_NACK, .log = UNSUP },
 	{ "VRING_KICK", ST_MEM, VU_REQ_VRING_KICK, 0, 8, .expect = OUT_NACK, .log = UNSUP },
-	{ "GET_MAX_MEM_SLOTS", ST_OWNED, VU_REQ_GET_MAX_MEM_SLOTS, 0, 0, .expect = OUT_CLOSED, .log = UNSUP },
-	{ "ADD_MEM_REG", ST_MEM, VU_REQ_ADD_MEM_REG, 0, 40, .fk = FD_MEMFD, .nfds = 1, .expect = OUT_NACK, .log = UNSUP },
-	{ "REM_MEM_REG", ST_MEM, VU_REQ_REM_MEM_REG, 0, 40, .expect = OUT_NACK, .log = UNSUP },
-	{ "REM_MEM_REG with an fd", ST_MEM, VU_REQ_REM_MEM_REG, 0, 40, .fk = FD_MEMFD, .nfds = 1, .expect = OUT_NACK, .log = UNSUP },
-	{ "SET_STATUS", ST_OWNED, VU_REQ_SET_STATUS, 0, 8, .expect = OUT_NACK, .log = UNSUP },
-	{ "GET_STATUS", ST_OWNED, VU_REQ_GET_STATUS, 0, 0, .expect = OUT_CLOSED, .log = UNSUP },
+	{ "GET_MAX_MEM_SLOTS", ST_OWNED, VU_REQ_GET_MAX_MEM_SLOTS, 0, 0, .expect = OUT_CLOSED, .log = UNNEG },
+	{ "ADD_MEM_REG", ST_MEM, VU_REQ_ADD_MEM_REG, 0, 40, .fk = FD_MEMFD, .nfds = 1, .expect = OUT_NACK, .log = UNNEG },
+	{ "REM_MEM_REG", ST_MEM, VU_REQ_REM_MEM_REG, 0, 40, .expect = OUT_NACK, .log = UNNEG },
+	{ "REM_MEM_REG with an fd", ST_MEM, VU_REQ_REM_MEM_REG, 0, 40, .fk = FD_MEMFD, .nfds = 1, .expect = OUT_NACK, .log = UNNEG },
+	{ "SET_STATUS", ST_OWNED, VU_REQ_SET_STATUS, 0, 8, .expect = OUT_NACK, .log = UNNEG },
+	{ "GET_STATUS", ST_OWNED, VU_REQ_GET_STATUS, 0, 0, .expect = OUT_CLOSED, .log = UNNEG },
 	{ "GET_SHARED_OBJECT", ST_OWNED, VU_REQ_GET_SHARED_OBJECT, 0, 16, .expect = OUT_CLOSED, .log = UNSUP },
 	{ "SET_DEVICE_STATE_FD", ST_OWNED, VU_REQ_SET_DEVICE_STATE_FD, 0, 8, .fk = FD_PIPE, .nfds = 1, .expect = OUT_CLOSED, .log = UNSUP },
 	{ "CHECK_DEVICE_STATE", ST_OWNED, VU_REQ_CHECK_DEVICE_STATE, 0, 0, .expect = OUT_CLOSED, .log = UNSUP },

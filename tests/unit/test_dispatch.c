@@ -396,7 +396,8 @@ static void qemu_realize(struct ctx *c)
 	assert_int_equal(c->reply.hdr.size, 8);
 	assert_int_equal(c->reply.payload.u64, 0x140000000ull);
 	assert_int_equal(req0(c, VU_REQ_GET_PROTOCOL_FEATURES, NR), 0);
-	assert_int_equal(c->reply.payload.u64, 0x209);
+	/* the test device's MQ, REPLY_ACK and CONFIG, and the layer's own STATUS */
+	assert_int_equal(c->reply.payload.u64, 0x10209);
 	assert_int_equal(req_u64(c, VU_REQ_SET_PROTOCOL_FEATURES, NR, 0x209), 0);
 	assert_false(c->has_reply);
 	assert_int_equal(req0(c, VU_REQ_GET_QUEUE_NUM, NR), 0);
@@ -1011,6 +1012,150 @@ static void test_mem_table_rings(void **state)
 	assert_false(vu_vring_ready(&c->dev.vrings[0]));
 }
 
+/* --- memory slots and status --- */
+
+#define SLOT_PF (OFFERED_PF | PF(CONFIGURE_MEM_SLOTS) | PF(STATUS))
+
+/* Owner, features and protocol features with memory slots and STATUS; no table. */
+static void bring_up_slots(struct ctx *c)
+{
+	c->ops.protocol_features |= PF(CONFIGURE_MEM_SLOTS);
+	assert_int_equal(req0(c, VU_REQ_SET_OWNER, NR), 0);
+	assert_int_equal(req_u64(c, VU_REQ_SET_FEATURES, NR, F_VERSION_1 | F_PROTO), 0);
+	assert_int_equal(req0(c, VU_REQ_GET_PROTOCOL_FEATURES, NR), 0);
+	assert_int_equal(c->reply.payload.u64, SLOT_PF);
+	assert_int_equal(req_u64(c, VU_REQ_SET_PROTOCOL_FEATURES, NR, SLOT_PF), 0);
+}
+
+/* ADD_MEM_REG / REM_MEM_REG of one region; @fd < 0: none attached. */
+static int req_region(struct ctx *c, uint32_t request, const struct vu_mem_region *r, int fd)
+{
+	struct vu_msg m;
+
+	msg_init(&m, request, NEED, 40);
+	m.payload.region.region = *r;
+	if (fd >= 0) {
+		m.fds[0] = give(dup(fd));
+		m.nfds = 1;
+	}
+	return run(c, &m);
+}
+
+static void test_mem_slots(void **state)
+{
+	struct ctx *c = *state;
+
+	bring_up_slots(c);
+	assert_int_equal(req0(c, VU_REQ_GET_MAX_MEM_SLOTS, NR), 0);
+	assert_int_equal(c->reply.payload.u64, GMEM_MAX_REGIONS);
+	ACK(c, req_region(c, VU_REQ_ADD_MEM_REG, &adjacent[0], c->memfd), VU_REQ_ADD_MEM_REG, 0);
+	/* the same range again overlaps; a region beyond the file end is refused */
+	ACK(c, req_region(c, VU_REQ_ADD_MEM_REG, &adjacent[0], c->memfd), VU_REQ_ADD_MEM_REG, 1);
+	ACK(c, req_region(c, VU_REQ_ADD_MEM_REG,
+			  &(struct vu_mem_region){ .guest_phys_addr = 0x100000, .memory_size = 0x2000,
+						   .userspace_addr = UVA + 0x100000,
+						   .mmap_offset = MEM_SIZE - 0x1000 },
+			  c->memfd),
+	    VU_REQ_ADD_MEM_REG, 1);
+	ACK(c, req_region(c, VU_REQ_ADD_MEM_REG, &adjacent[1], c->memfd), VU_REQ_ADD_MEM_REG, 0);
+	assert_int_equal(c->dev.mem.nregions, 2);
+	assert_int_equal(c->fake.mem_nregions, 2);
+	assert_int_equal(count_memfd_maps(), 2);
+	/* the device refuses: the new region is unmapped again, the table unchanged */
+	c->fake.fail_mem = -ENOMEM;
+	ACK(c, req_region(c, VU_REQ_ADD_MEM_REG,
+			  &(struct vu_mem_region){ .guest_phys_addr = 0x20000, .memory_size = 0x1000,
+						   .userspace_addr = UVA + 0x20000, .mmap_offset = 0x20000 },
+			  c->memfd),
+	    VU_REQ_ADD_MEM_REG, 1);
+	c->fake.fail_mem = 0;
+	assert_int_equal(c->dev.mem.nregions, 2);
+	assert_int_equal(count_memfd_maps(), 2);
+	/* a running ring in region 0 keeps it; region 1 goes, and its mapping with it */
+	assert_int_equal(req_state(c, VU_REQ_SET_VRING_NUM, NR, 0, 256), 0);
+	assert_int_equal(req_addr(c, NR, 0, 0, ring_desc(0), ring_avail(0), ring_used(0)), 0);
+	assert_int_equal(req_vring_fd(c, VU_REQ_SET_VRING_KICK, NR, 0, new_eventfd()), 0);
+	ACK(c, req_region(c, VU_REQ_REM_MEM_REG, &adjacent[0], -1), VU_REQ_REM_MEM_REG, 1);
+	assert_int_equal(c->dev.mem.nregions, 2);
+	ACK(c, req_region(c, VU_REQ_REM_MEM_REG, &adjacent[1], c->memfd), VU_REQ_REM_MEM_REG, 0);
+	assert_int_equal(c->dev.mem.nregions, 1);
+	assert_int_equal(c->fake.mem_nregions, 1);
+	assert_int_equal(count_memfd_maps(), 1);
+	assert_null(gmem_uva_ptr(&c->dev.mem, UVA + 0x10000, 4));
+	assert_non_null(gmem_uva_ptr(&c->dev.mem, ring_used(0), 4));
+	/* gone already; a size that does not match is another region */
+	ACK(c, req_region(c, VU_REQ_REM_MEM_REG, &adjacent[1], -1), VU_REQ_REM_MEM_REG, 1);
+	ACK(c, req_region(c, VU_REQ_REM_MEM_REG,
+			  &(struct vu_mem_region){ .memory_size = 0x8000, .userspace_addr = UVA }, -1),
+	    VU_REQ_REM_MEM_REG, 1);
+	/* once stopped, region 0 may go too */
+	assert_int_equal(req_state(c, VU_REQ_GET_VRING_BASE, NR, 0, 0), 0);
+	ACK(c, req_region(c, VU_REQ_REM_MEM_REG, &adjacent[0], -1), VU_REQ_REM_MEM_REG, 0);
+	assert_int_equal(c->dev.mem.nregions, 0);
+	assert_int_equal(count_memfd_maps(), 0);
+}
+
+/* Every slot taken: the next region is refused, nothing leaks. */
+static void test_mem_slots_full(void **state)
+{
+	struct ctx *c = *state;
+	struct vu_mem_region r = { .memory_size = 0x1000, .userspace_addr = UVA };
+
+	bring_up_slots(c);
+	for (unsigned int i = 0; i <= GMEM_MAX_REGIONS; i++) {
+		r.guest_phys_addr = 0x1000ull * i;
+		r.userspace_addr = UVA + 0x1000ull * i;
+		r.mmap_offset = 0x1000ull * i;
+		ACK(c, req_region(c, VU_REQ_ADD_MEM_REG, &r, c->memfd), VU_REQ_ADD_MEM_REG,
+		    i == GMEM_MAX_REGIONS);
+	}
+	assert_int_equal(c->dev.mem.nregions, GMEM_MAX_REGIONS);
+	assert_int_equal(count_memfd_maps(), (int)GMEM_MAX_REGIONS);
+	/* a SET_MEM_TABLE replaces all of them */
+	ACK(c, req_mem(c, NEED, adjacent, 2), VU_REQ_SET_MEM_TABLE, 0);
+	assert_int_equal(count_memfd_maps(), 2);
+}
+
+static void test_status(void **state)
+{
+	struct ctx *c = *state;
+
+	bring_up_slots(c);
+	assert_int_equal(req0(c, VU_REQ_GET_STATUS, NR), 0);
+	assert_int_equal(c->reply.payload.u64, 0);
+	ACK(c, req_u64(c, VU_REQ_SET_STATUS, NEED, 0x0f), VU_REQ_SET_STATUS, 0);
+	assert_int_equal(req0(c, VU_REQ_GET_STATUS, NR), 0);
+	assert_int_equal(c->reply.payload.u64, 0x0f);
+	ACK(c, req_u64(c, VU_REQ_SET_STATUS, NEED, 0x100), VU_REQ_SET_STATUS, 1);
+	ACK(c, req_u64(c, VU_REQ_SET_STATUS, NEED, 0x8f), VU_REQ_SET_STATUS, 0);
+	/* a device reset starts from status 0 and keeps the protocol features */
+	ACK(c, req0(c, VU_REQ_RESET_DEVICE, NEED), VU_REQ_RESET_DEVICE, 0);
+	assert_int_equal(req0(c, VU_REQ_GET_STATUS, NR), 0);
+	assert_int_equal(c->reply.payload.u64, 0);
+	assert_int_equal(c->dev.protocol_features, SLOT_PF);
+}
+
+static int window_map(void *priv, struct gmem *m, const struct gmem_region_desc *d, unsigned int n)
+{
+	(void)priv, (void)m, (void)d, (void)n;
+	return -EFAULT;
+}
+
+/* Without fds (virtio-vhost-user) a region has no place of its own: no memory slots. */
+static void test_no_mem_slots_without_fds(void **state)
+{
+	struct ctx *c = *state;
+	static const struct vu_transport_ops window_tp = { .map_mem = window_map };
+	const struct vu_transport tp = { &window_tp, NULL };
+
+	vu_dev_fini(&c->dev);
+	c->ops.protocol_features |= PF(CONFIGURE_MEM_SLOTS);
+	vu_dev_init_transport(&c->dev, "test", &tp, &c->ops, &c->fake);
+	assert_int_equal(req0(c, VU_REQ_GET_PROTOCOL_FEATURES, NR), 0);
+	assert_int_equal(c->reply.payload.u64, OFFERED_PF | PF(STATUS));
+	assert_int_equal(req_u64(c, VU_REQ_SET_PROTOCOL_FEATURES, NR, SLOT_PF), -EINVAL);
+}
+
 /* --- config --- */
 
 static void assert_config_reply(struct ctx *c, uint32_t offset, uint32_t size)
@@ -1400,6 +1545,10 @@ int main(void)
 		T(test_vring_fd_replacement),
 		T(test_mem_table),
 		T(test_mem_table_rings),
+		T(test_mem_slots),
+		T(test_mem_slots_full),
+		T(test_status),
+		T(test_no_mem_slots_without_fds),
 		T(test_get_config),
 		T(test_set_config_refused),
 		T(test_unknown_requests),

@@ -511,6 +511,82 @@ static void test_hugetlb_if_available(void **state)
  * right after region 0's 0xa0000 bytes, whatever its mmap_offset says), an
  * exact fit, and nothing unmapped by gmem_unmap (the window is the caller's).
  */
+/* ADD_MEM_REG / REM_MEM_REG: one region in and out, the others untouched. */
+static void test_add_and_take(void **state)
+{
+	int fd = make_memfd(1 * MiB), other = make_memfd(64 * 1024);
+	int before = count_maps();
+	struct gmem_region gone;
+	struct gmem m;
+	uint8_t *first;
+
+	(void)state;
+	gmem_init(&m);
+	assert_int_equal(gmem_map(&m, two_pages, 1, &fd), 0);
+	first = gmem_gpa_ptr(&m, two_pages[0].gpa, 1);
+	assert_int_equal(gmem_add(&m, &two_pages[1], fd), 0);
+	assert_int_equal(m.nregions, 2);
+	assert_ptr_equal(gmem_gpa_ptr(&m, two_pages[0].gpa, 1), first);
+	assert_non_null(gmem_gpa_ptr(&m, two_pages[1].gpa, 1));
+	/* overlapping either space, empty, beyond its file, not a file: refused, @m unchanged */
+	assert_int_equal(gmem_add(&m, &two_pages[1], fd), -EINVAL);
+	assert_int_equal(gmem_add(&m, &(struct gmem_region_desc){ .gpa = 1ull << 40, .size = 0x1000,
+								.uva = two_pages[0].uva },
+				  fd),
+			 -EINVAL);
+	assert_int_equal(gmem_add(&m, &(struct gmem_region_desc){ .gpa = 1ull << 40, .uva = 1ull << 41 },
+				  fd),
+			 -EINVAL);
+	assert_int_equal(gmem_add(&m, &(struct gmem_region_desc){ .gpa = 1ull << 40, .size = 0x20000,
+								.uva = 1ull << 41 },
+				  other),
+			 -EFAULT);
+	assert_int_equal(gmem_add(&m, &(struct gmem_region_desc){ .gpa = 1ull << 40, .size = 0x1000,
+								.uva = 1ull << 41 },
+				  -1),
+			 -EBADF);
+	assert_int_equal(m.nregions, 2);
+	assert_int_equal(count_maps(), before + 2);
+	/* taken out by all three of gpa, uva and size; still mapped until unmapped */
+	assert_int_equal(gmem_take(&m, two_pages[0].gpa, two_pages[0].uva, 1, &gone), -ENOENT);
+	assert_int_equal(gmem_take(&m, two_pages[0].gpa, two_pages[1].uva, two_pages[0].size, &gone),
+			 -ENOENT);
+	assert_int_equal(gmem_take(&m, two_pages[0].gpa, two_pages[0].uva, two_pages[0].size, &gone), 0);
+	assert_int_equal(m.nregions, 1);
+	assert_null(gmem_gpa_ptr(&m, two_pages[0].gpa, 1));
+	assert_non_null(gmem_gpa_ptr(&m, two_pages[1].gpa, 1));
+	assert_ptr_equal(gone.host, first);
+	*first = 0x5a;
+	assert_int_equal(count_maps(), before + 2);
+	gmem_region_unmap(&gone);
+	assert_int_equal(count_maps(), before + 1);
+	gmem_unmap(&m);
+	assert_int_equal(count_maps(), before);
+	close(fd);
+	close(other);
+}
+
+static void test_add_when_full(void **state)
+{
+	int fd = make_memfd(1 * MiB);
+	int before = count_maps();
+	struct gmem m;
+
+	(void)state;
+	gmem_init(&m);
+	for (unsigned int i = 0; i <= GMEM_MAX_REGIONS; i++) {
+		const struct gmem_region_desc d = { .gpa = i * 0x10000ull, .size = 0x1000,
+						    .uva = 0x1000000 + i * 0x10000ull,
+						    .mmap_offset = i * 0x1000ull };
+
+		assert_int_equal(gmem_add(&m, &d, fd), i < GMEM_MAX_REGIONS ? 0 : -ENOSPC);
+	}
+	assert_int_equal(m.nregions, GMEM_MAX_REGIONS);
+	gmem_unmap(&m);
+	assert_int_equal(count_maps(), before);
+	close(fd);
+}
+
 static void test_window_layout(void **state)
 {
 	const uint64_t len = 0xa0000 + 0x1ff40000;
@@ -601,6 +677,8 @@ int main(void)
 		cmocka_unit_test(test_bad_fds),
 		cmocka_unit_test(test_mmap_failure_unwinds),
 		cmocka_unit_test(test_hugetlb_if_available),
+		cmocka_unit_test(test_add_and_take),
+		cmocka_unit_test(test_add_when_full),
 		cmocka_unit_test(test_window_layout),
 		cmocka_unit_test(test_window_refused),
 	};

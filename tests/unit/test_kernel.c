@@ -1206,7 +1206,8 @@ static void test_ops_table(void **state)
 	assert_int_equal(kern_dev_ops.max_queue_size & (kern_dev_ops.max_queue_size - 1), 0);
 	assert_int_equal(kern_dev_ops.protocol_features,
 			 F_BIT(VU_PROTOCOL_F_MQ) | F_BIT(VU_PROTOCOL_F_REPLY_ACK) |
-				 F_BIT(VU_PROTOCOL_F_CONFIG));
+				 F_BIT(VU_PROTOCOL_F_CONFIG) | F_BIT(VU_PROTOCOL_F_RESET_DEVICE) |
+				 F_BIT(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1303,7 +1304,8 @@ static void vu_qemu_realize(struct fx *f)
 	feat = vu_req(f, VU_REQ_GET_FEATURES, NULL, 0, -1);
 	assert_int_equal(feat & (F_BIT(30) | F_BIT(32) | F_BIT(33) | F_BIT(26)),
 			 F_BIT(30) | F_BIT(32));
-	assert_int_equal(vu_req(f, VU_REQ_GET_PROTOCOL_FEATURES, NULL, 0, -1), 0x209);
+	/* the engine's bits, and STATUS from the layer */
+	assert_int_equal(vu_req(f, VU_REQ_GET_PROTOCOL_FEATURES, NULL, 0, -1), 0x1a209);
 	assert_int_equal(vu_u64(f, VU_REQ_SET_PROTOCOL_FEATURES, 0x209), 0);
 	assert_int_equal(vu_req(f, VU_REQ_GET_QUEUE_NUM, NULL, 0, -1), 3);
 	assert_int_equal(vu_req(f, VU_REQ_SET_OWNER, NULL, 0, -1), 0);
@@ -1318,6 +1320,54 @@ static uint64_t vu_get_config(struct fx *f)
 	struct vu_config c = { .offset = 0, .size = 8 };
 
 	return vu_req(f, VU_REQ_GET_CONFIG, &c, VU_CONFIG_HDR_SIZE + 8, -1);
+}
+
+static uint64_t vu_region(struct fx *f, uint32_t req, uint64_t gpa, uint64_t uva, int fd)
+{
+	struct vu_single_region r = { .region = { .guest_phys_addr = gpa, .memory_size = MEM_SIZE,
+						  .userspace_addr = uva, .mmap_offset = 0 } };
+
+	return vu_req(f, req, &r, sizeof(r), fd);
+}
+
+/*
+ * Memory hot-plug while the device runs (QEMU with CONFIGURE_MEM_SLOTS):
+ * the kernel gets the grown and the shrunk table, the rings stay where they
+ * are, and the device runs on. The ring-holding region cannot be removed.
+ */
+static void test_dispatcher_mem_slots_running(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t pf = 0x209 | F_BIT(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+	const uint64_t gpa2 = 0x100000000ull, uva2 = UVA_BASE + 0x40000000ull;
+	int dimm = memfd_create("dimm", MFD_CLOEXEC);
+
+	assert_true(dimm >= 0);
+	assert_int_equal(ftruncate(dimm, (off_t)MEM_SIZE), 0);
+	vu_dev_init(&f->dev, "test", -1, &kern_dev_ops, &f->k);
+	assert_int_equal(vu_u64(f, VU_REQ_SET_PROTOCOL_FEATURES, pf), 0);
+	assert_int_equal(vu_req(f, VU_REQ_SET_OWNER, NULL, 0, -1), 0);
+	assert_int_equal(vu_req(f, VU_REQ_GET_MAX_MEM_SLOTS, NULL, 0, -1), 32);
+	assert_int_equal(vu_qemu_activate(f, 128), 0);
+	assert_true(kdev(f)->running);
+	vhd_advance(f->k.vhost_fd, 1, 5);
+	assert_int_equal(vu_region(f, VU_REQ_ADD_MEM_REG, gpa2, uva2, dimm), 0);
+	assert_int_equal(kdev(f)->nregions, 2);
+	assert_int_equal(kdev(f)->regions[1].guest_phys_addr, gpa2);
+	assert_int_equal(kdev(f)->regions[1].userspace_addr, (uintptr_t)f->dev.mem.regions[1].host);
+	assert_true(kdev(f)->running);
+	assert_ring_in_kernel(f, 0);
+	assert_ring_in_kernel(f, 1);
+	assert_int_equal(kdev(f)->vq[1].last_avail, 5);
+	/* REPLY_ACK: 1 = refused */
+	assert_int_equal(vu_region(f, VU_REQ_REM_MEM_REG, 0, UVA_BASE, -1), 1);
+	assert_int_equal(kdev(f)->nregions, 2);
+	assert_int_equal(vu_region(f, VU_REQ_REM_MEM_REG, gpa2, uva2, -1), 0);
+	assert_int_equal(kdev(f)->nregions, 1);
+	assert_true(kdev(f)->running);
+	assert_ring_in_kernel(f, 1);
+	assert_all_calls_ok();
+	close(dimm);
 }
 
 static void test_dispatcher_qemu_session(void **state)
@@ -1502,6 +1552,7 @@ int main(void)
 		T(test_masked_features),
 		T(test_get_config),
 		T(test_dispatcher_qemu_session),
+		T(test_dispatcher_mem_slots_running),
 		T(test_dispatcher_cid_in_use),
 #undef T
 		cmocka_unit_test(test_probe),

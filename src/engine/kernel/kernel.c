@@ -711,7 +711,8 @@ const struct vu_dev_ops kern_dev_ops = {
 	.nqueues = KERN_NQUEUES,
 	.max_queue_size = KERN_MAX_QUEUE_SIZE,
 	.protocol_features = BIT64(VU_PROTOCOL_F_MQ) | BIT64(VU_PROTOCOL_F_REPLY_ACK) |
-			     BIT64(VU_PROTOCOL_F_CONFIG),
+			     BIT64(VU_PROTOCOL_F_CONFIG) | BIT64(VU_PROTOCOL_F_RESET_DEVICE) |
+			     BIT64(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS),
 	.get_features = kern_get_features,
 	.set_owner = kern_set_owner,
 	.set_features = kern_set_features,

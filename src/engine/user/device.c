@@ -1085,7 +1085,8 @@ static void u_reset(struct vu_dev *vu)
 static const struct vu_dev_ops udev_ops_template = {
 	.nqueues = UDEV_NQUEUES,
 	.protocol_features = BIT64(VU_PROTOCOL_F_MQ) | BIT64(VU_PROTOCOL_F_REPLY_ACK) |
-			     BIT64(VU_PROTOCOL_F_CONFIG),
+			     BIT64(VU_PROTOCOL_F_CONFIG) | BIT64(VU_PROTOCOL_F_RESET_DEVICE) |
+			     BIT64(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS),
 	.get_features = u_get_features,
 	.set_features = u_set_features,
 	.set_mem_table = u_set_mem_table,
