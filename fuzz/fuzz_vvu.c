@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Fuzz target: the VVU transport's input from the device, in two modes
- * chosen by the low bit of the first byte.
+ * Fuzz target: the VVU transport's input from the device. The first byte
+ * picks the mode: bit 0 set, messages; else device values, bit 1 choosing
+ * the VVU transport's own start-up (vvu_start/vvu_next, transport/vvu/vvu.h)
+ * over the plain virtio-PCI sequence.
  *
- * Device values (even): everything the virtio-PCI driver (virtio_pci.h)
+ * Device values: everything the virtio-PCI driver (virtio_pci.h)
  * reads from a VFIO device comes from the input, through a fake vfio_dev:
  *   cfg[256]               PCI config space (ids, capability list, caps)
  *   6 x (u8 log2, u8 flags) BAR 0-5 sizes (0: absent) and region flags
@@ -15,19 +17,26 @@
  *                          driver reads them (zeros once used up), then
  *                          used-ring entries the "device" writes:
  *                          per round u8 queue, u16 used idx, u32 id, u32 len
- * The driver probes, negotiates, sets up vectors and both queues as the
- * VVU transport does, then takes completions. A status read right after
- * the driver wrote status 0 reads 0, so a reset never waits out its 1 s.
+ *                          and, through vvu_next, u16 n and n bytes written
+ *                          into the buffer first
+ * The driver probes, negotiates, sets up vectors and both queues (or
+ * vvu_start does all of it with its own checks of the VVU capabilities
+ * and the shared-memory window), then takes completions. A status read
+ * right after the driver wrote status 0 reads 0, so a reset never waits
+ * out its 1 s.
  *
  * Messages (odd): the rest of the input is a sequence of rxq buffers
  * (le32 length, bytes), as the model's bridge records a session
- * (vvb_start's record_dir), checked with the VVU framing rules: a zero
- * length is a disconnect, 1..11 bytes or a header size other than length
- * - 12 is refused.
+ * (vvb_start's record_dir). Each goes through vvu_msg_from_buffer(),
+ * checked against an independent statement of the framing rules (a zero
+ * length is a disconnect; under 12 bytes, a header size other than length
+ * - 12, or over 4096 is refused), and an accepted one must come back
+ * byte for byte from vvu_msg_to_buffer().
  *
- * Checked: a completion the driver accepts lies inside the buffer it
- * posted with a length within the buffer; vpci_close() leaves no DMA
- * mapping, no MSI-X eventfd registered and no fd open.
+ * Checked besides: a completion the driver accepts lies inside the buffer
+ * it posted with a length within the buffer; vpci_close() / vvu_close()
+ * leave no DMA mapping, no MSI-X eventfd registered, no BAR mapping and no
+ * fd open.
  */
 #include <endian.h>
 #include <errno.h>
@@ -37,6 +46,13 @@
 #include "transport/vvu/virtio_pci.h"
 #include "util/log.h"
 #include "vhost_user/proto.h"
+#if __has_include("transport/vvu/vvu.h")
+#include "transport/vvu/vvu.h"
+#include "vhost_user/msg.h"
+#define FV_HAVE_VVU 1
+#else
+#define FV_HAVE_VVU 0
+#endif
 
 #define FV_CFG 7u
 #define FV_NBARS 6u
@@ -59,7 +75,7 @@ struct fv_dev {
 	unsigned int niova;
 	uint8_t fail;
 	struct fv_map maps[FV_MAX_MAPS];
-	unsigned int nmaps, nvectors;
+	unsigned int nmaps, nvectors, nbar_maps;
 	bool status_zero;      /* the driver just wrote status 0 */
 	const struct vpci *p;  /* where the common config is, once probed */
 };
@@ -131,21 +147,30 @@ static int fv_region_write(struct vfio_dev *d, unsigned int index, uint64_t off,
 	return 0;
 }
 
+/* A BAR mapping is an inaccessible reservation: nothing under test reads guest RAM here. */
 static int fv_region_mmap(struct vfio_dev *d, unsigned int index, uint64_t off, size_t len, void **out)
 {
-	(void)d;
-	(void)index;
-	(void)off;
-	(void)len;
-	(void)out;
-	return -ENOTSUP;
+	struct fv_dev *f = dev_of(d);
+	void *p;
+
+	if (index >= FV_NBARS || !(f->bars[index].flags & 4) || off > f->bars[index].size ||
+	    len > f->bars[index].size - off || len == 0 || len > (1ull << 32))
+		return -EINVAL;
+	p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	f->nbar_maps++;
+	*out = p;
+	return 0;
 }
 
 static void fv_region_munmap(struct vfio_dev *d, void *addr, size_t len)
 {
-	(void)d;
-	(void)addr;
-	(void)len;
+	struct fv_dev *f = dev_of(d);
+
+	FZ_CHECK(f->nbar_maps > 0, "BAR unmap without a mapping");
+	FZ_CHECK(munmap(addr, len) == 0, "BAR unmap of %zu bytes failed", len);
+	f->nbar_maps--;
 }
 
 static int fv_iova_ranges(struct vfio_dev *d, struct vfio_iova_range *out, unsigned int max)
@@ -294,28 +319,99 @@ static void take_completions(struct vpci *p, struct fz_in *in)
 	}
 }
 
-static void device_values(struct fz_in *in)
-{
-	static struct fv_dev f;
-	struct vfio_dev vd = { .ops = &fv_ops, .name = "0000:00:05.0", .priv = &f };
-	struct vpci p;
-	int fds = fz_count_fds();
+static struct fv_dev fv;
 
-	memset(&f, 0, sizeof(f));
+static void check_released(const struct fv_dev *f, int fds)
+{
+	FZ_CHECK(f->nmaps == 0, "%u DMA mappings left after close", f->nmaps);
+	FZ_CHECK(f->nvectors == 0, "%u MSI-X vectors left after close", f->nvectors);
+	FZ_CHECK(f->nbar_maps == 0, "%u BAR mappings left after close", f->nbar_maps);
+	fz_check_fds(fds);
+}
+
+static void plain_driver(struct fv_dev *f, struct vfio_dev *vd)
+{
+	struct vpci p;
+
 	memset(&p, 0, sizeof(p));
-	read_device(&f, in);
-	if (vpci_probe(&p, &vd) == 0) {
-		f.p = &p;
+	if (vpci_probe(&p, vd) == 0) {
+		f->p = &p;
 		if (vpci_reset(&p) == 0 && vpci_negotiate(&p, 1ull << 32, 0) == 0 &&
-		    vpci_setup_vectors(&p, f.msix < 18 ? f.msix : 18) == 0 &&
+		    vpci_setup_vectors(&p, f->msix < 18 ? f->msix : 18) == 0 &&
 		    vpci_setup_queue(&p, 0, 256, FV_BUF, 0, true) == 0 &&
 		    vpci_setup_queue(&p, 1, 256, FV_BUF, 1, false) == 0 && vpci_driver_ok(&p) == 0)
-			take_completions(&p, &f.in);
+			take_completions(&p, &f->in);
 	}
 	vpci_close(&p);
-	FZ_CHECK(f.nmaps == 0, "%u DMA mappings left after vpci_close", f.nmaps);
-	FZ_CHECK(f.nvectors == 0, "%u MSI-X vectors left after vpci_close", f.nvectors);
-	fz_check_fds(fds);
+	f->p = NULL;
+}
+
+#if FV_HAVE_VVU
+static int fv_open(struct vfio_dev *d, const char *name)
+{
+	memset(d, 0, sizeof(*d));
+	d->ops = &fv_ops;
+	d->priv = &fv;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	return 0;
+}
+
+/* The "device" puts bytes from the input in the next rxq buffer and completes it. */
+static void device_sends(struct vpci *p, struct fz_in *in)
+{
+	struct vpci_queue *vq = &p->q[0];
+	uint16_t n = fz_u16(in);
+	size_t got;
+	const uint8_t *b = fz_take(in, n, &got);
+
+	if (vq->ready && vq->bufs && vq->size) {
+		uint16_t id = (uint16_t)(vq->used_seen % vq->size);
+
+		memcpy(vq->bufs + (size_t)id * vq->buf_size, b, got < vq->buf_size ? got : vq->buf_size);
+	}
+	device_writes_used(p, in);
+}
+
+static void vvu_driver(struct fv_dev *f)
+{
+	static struct vvu v;
+	static struct vu_msg msg;
+
+	if (vvu_open(&v, fv_open, "0000:00:05.0", 3) < 0)
+		return;
+	f->p = &v.p;
+	if (vvu_start(&v) == 0) {
+		for (unsigned int r = 0; r < FV_ROUNDS && !fz_empty(&f->in); r++) {
+			device_sends(&v.p, &f->in);
+			/* a message comes with the transport's own eventfd attached, ours to close */
+			if (vvu_next(&v, &msg) == 0) {
+				FZ_CHECK(msg.nfds <= 1, "%u fds attached to one request", msg.nfds);
+				vu_msg_close_fds(&msg);
+			}
+		}
+	}
+	vvu_close(&v);
+	f->p = NULL;
+}
+#endif
+
+static void device_values(struct fz_in *in, bool transport)
+{
+	struct vfio_dev vd = { .ops = &fv_ops, .name = "0000:00:05.0", .priv = &fv };
+	int fds = fz_count_fds();
+
+	memset(&fv, 0, sizeof(fv));
+	read_device(&fv, in);
+#if FV_HAVE_VVU
+	if (transport)
+		vvu_driver(&fv);
+	else
+		plain_driver(&fv, &vd);
+#else
+	(void)transport;
+	plain_driver(&fv, &vd);
+#endif
+	check_released(&fv, fds);
 }
 
 /*
@@ -333,8 +429,33 @@ static int frame_rule(const uint8_t *b, uint32_t len)
 		return -EPROTO;
 	memcpy(&size, b + 8, 4);
 	size = le32toh(size);
-	return size == len - VU_HDR_SIZE ? 0 : -EPROTO;
+	return size <= VU_MAX_PAYLOAD && size == len - VU_HDR_SIZE ? 0 : -EPROTO;
 }
+
+#if FV_HAVE_VVU
+/* One rxq buffer through the transport's framing, against frame_rule(). */
+static void one_buffer(const uint8_t *b, uint32_t len)
+{
+	static struct vu_msg msg;
+	static uint8_t back[VU_HDR_SIZE + VU_MAX_PAYLOAD];
+	int want = frame_rule(b, len), rc = vvu_msg_from_buffer(b, len, &msg);
+
+	FZ_CHECK(want == 1 ? rc == -ECONNRESET : want < 0 ? rc == -EBADMSG : rc == 0,
+		 "%u-byte buffer: framing says %d, vvu_msg_from_buffer %d", len, want, rc);
+	FZ_CHECK(rc < 0 || msg.nfds == 0, "a message from a buffer carries fds");
+	if (rc < 0)
+		return;
+	/* on a little-endian host the wire form is the message itself */
+	rc = vvu_msg_to_buffer(&msg, back, sizeof(back));
+	FZ_CHECK(rc == (int)len && memcmp(back, b, len) == 0, "%u-byte message does not round-trip (%d)",
+		 len, rc);
+}
+#else
+static void one_buffer(const uint8_t *b, uint32_t len)
+{
+	(void)frame_rule(b, len);
+}
+#endif
 
 static void messages(struct fz_in *in)
 {
@@ -343,18 +464,21 @@ static void messages(struct fz_in *in)
 		size_t got;
 		const uint8_t *b = fz_take(in, len, &got);
 
-		(void)frame_rule(b, (uint32_t)got);
+		one_buffer(b, (uint32_t)got);
 	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { data, size };
+	uint8_t mode;
 
 	log_set_level(LOG_LVL_ERROR);
-	if (fz_u8(&in) & 1)
+	mode = fz_u8(&in);
+
+	if (mode & 1)
 		messages(&in);
 	else
-		device_values(&in);
+		device_values(&in, mode & 2);
 	return 0;
 }
