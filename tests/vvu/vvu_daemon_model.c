@@ -122,6 +122,20 @@ static int build_argv(struct model_opts *o, int argc, char **argv, char **out, i
 	return 0;
 }
 
+/* One line for the log: tests read the device's view of the run from it. */
+static void print_stats(struct vvm *m)
+{
+	struct vvm_stats st;
+
+	vvm_stats(m, &st);
+	fprintf(stderr,
+		"vvu model: rx %lu, disconnects %lu, tx %lu, dma faults %lu, ring faults %lu, "
+		"doorbells %lu (%lu without target), notifications %lu, resets %lu, "
+		"back-end requests dropped %lu, faults injected %lu\n",
+		st.rx_msgs, st.rx_disconnects, st.tx_msgs, st.dma_faults, st.ring_faults, st.doorbells,
+		st.doorbells_lost, st.notifications, st.resets, st.backend_dropped, st.faults_injected);
+}
+
 int main(int argc, char **argv)
 {
 	static char *dargv[MAX_ARGS + 1];
@@ -158,6 +172,7 @@ int main(int argc, char **argv)
 	rc = daemon_main(dargc, dargv, &env);
 	vvm_vfio_attach(NULL);
 	vvb_stop(b);
+	print_stats(m);
 	vvm_free(m);
 	return rc;
 }
