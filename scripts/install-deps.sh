@@ -8,8 +8,11 @@ set -euo pipefail
 build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsystemd-dev libseccomp-dev)
 # linux-source-6.1: the nested test builds the kernel's vsock_test from its
 # tarball (tests/peers/nested/build-vsock-test.sh); nothing else is used.
+# debootstrap: the newest QEMU (sid's) runs from a chroot made at test time
+# (tests/peers/rig/sid-chroot.sh); zstd: Debian 13's 6.12 guest kernel is
+# ZSTD-compressed (rig/extract-vmlinux.py).
 test_pkgs=(clang lld libclang-rt-14-dev libcmocka-dev qemu-system-x86 busybox-static cpio kmod
-	valgrind python3 xz-utils linux-source-6.1)
+	valgrind python3 xz-utils linux-source-6.1 debootstrap zstd util-linux)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")
