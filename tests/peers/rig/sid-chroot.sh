@@ -123,17 +123,24 @@ prepare() {
 	done
 }
 
-# Runs in the private mount namespace (pid kept by exec all the way).
+# Runs in the private mount namespace (pid kept by exec all the way). A
+# default directory without a mount point in a read-only chroot is left
+# out (with a message); one named in RIG_SID_BINDS is an error.
 inner() {
-	local d
+	local d dirs asked=":${RIG_SID_BINDS:-}:"
+	# Not < <(...): a guest's devtmpfs /dev has no /dev/fd.
+	dirs=$(bind_dirs)
 	mount --rbind / "$sid_root$sid_host"
 	mount -o remount,bind,ro "$sid_root$sid_host" 2>/dev/null || true
 	for d in /proc /sys /dev; do mount --rbind "$d" "$sid_root$d"; done
 	while IFS= read -r d; do
-		if ! mkdir -p "$sid_root$d" 2>/dev/null || ! mount --bind "$d" "$sid_root$d"; then
+		if ! mkdir -p "$sid_root$d" 2>/dev/null; then
+			[[ $asked == *":$d:"* ]] ||
+				{ rig_log "no mount point for $d in $sid_root (read-only); not bound"; continue; }
 			rig_die "cannot bind $d into $sid_root (read-only chroot? run 'sid-chroot.sh prepare $d' where it is writable)"
 		fi
-	done < <(bind_dirs)
+		mount --bind "$d" "$sid_root$d" || rig_die "cannot bind $d into $sid_root"
+	done <<<"$dirs"
 	exec chroot "$sid_root" "$qemu" "$@"
 }
 
