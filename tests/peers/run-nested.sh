@@ -39,7 +39,9 @@
 # levels, L1 running the chroot it sees through 9p) and VUV_KERNEL (6.1,
 # default, or 6.12: L1 and L2 kernel, and vsock_test from that kernel's
 # source; VUV_LINUX_SOURCE overrides the tarball); other than host + 6.1,
-# logs carry the combination in their names.
+# logs carry the combination in their names. VUV_NESTED_L0_QEMU (host or
+# sid; default VUV_QEMU): the QEMU that runs L1 only (L1's QEMU, the
+# daemon's front end, stays the one VUV_QEMU names).
 #
 # Verdict: the markers and the final "nested: N passed, M failed" from L1's
 # console, init's "run exit=0", no kernel oops at either level (L2's
@@ -62,6 +64,18 @@ fail() {
 	exit 1
 }
 rig_peers || fail "peers (VUV_QEMU/VUV_KERNEL)"
+# L1's QEMU, the front end of the daemon, is the peer VUV_QEMU names; L0's
+# only runs L1 and is the same unless VUV_NESTED_L0_QEMU says otherwise.
+l1_sid_root=$RIG_SID_ROOT
+l0_qemu=${VUV_NESTED_L0_QEMU:-$VUV_QEMU}
+if [ "$l0_qemu" != "$VUV_QEMU" ]; then
+	peer_qemu=$VUV_QEMU peer_tag=$RIG_PEER_TAG peer_id=$RIG_PEER_ID peer_version=$RIG_QEMU_VERSION
+	VUV_QEMU=$l0_qemu
+	rig_peers || fail "L0's QEMU (VUV_NESTED_L0_QEMU=$l0_qemu)"
+	l0_version=$RIG_QEMU_VERSION
+	VUV_QEMU=$peer_qemu RIG_PEER_TAG=$peer_tag RIG_PEER_ID=$peer_id RIG_QEMU_VERSION=$peer_version
+fi
+l0_version=${l0_version:-$RIG_QEMU_VERSION}
 # An L2 6.12 boots several times slower than 6.1 under TCG-in-TCG (its
 # kernel init alone took 160+ s of guest time at load average 10), so its
 # waits and limits are longer; and its crypto self-tests, ~20% of that
@@ -121,10 +135,10 @@ run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" --dump /t
 	"$nested_dir/l1.sh" --daemon "$daemon" --xfer "$xfer" --vsock-test "$vt" \
 	--kernel "$VMLINUX" --initrd "$l2_initrd" --cid 3 --bytes "$bytes" \
 	--l2-quiet "${VUV_NESTED_L2_QUIET:-1}" --boot-wait "$boot_wait" ${l2_extra:+--l2-extra "$l2_extra"} \
-	${RIG_SID_ROOT:+--sid-root "$RIG_SID_ROOT"}) ||
+	${l1_sid_root:+--sid-root "$l1_sid_root"}) ||
 	fail "a path cannot be passed to the guest"
 # L1 sees the chroot read-only: its mount points must exist already.
-[ -z "$RIG_SID_ROOT" ] || "$rig_dir/sid-chroot.sh" prepare "$(dirname "$VMLINUX")" \
+[ -z "$l1_sid_root" ] || RIG_SID_ROOT=$l1_sid_root "$rig_dir/sid-chroot.sh" prepare "$(dirname "$VMLINUX")" \
 	"$(dirname "$l2_initrd")" || fail "cannot prepare the sid chroot for L1"
 append="console=ttyS0 quiet panic=-1 rig.root9p=1 rig.mods=$l1_mods rig.run=$run"
 keeps=$(rig_tmp_keeps "$rig_repo" "$build" "$VUV_CACHE" "$vt") ||
@@ -134,7 +148,7 @@ keeps=$(rig_tmp_keeps "$rig_repo" "$build" "$VUV_CACHE" "$vt") ||
 mkdir -p "$VUV_LOGS"
 log=$VUV_LOGS/$base.log
 rm -f "$VUV_LOGS/$base".dump.* "$VUV_LOGS/$base".l2-*.log
-echo "$name$RIG_PEER_TAG: QEMU $RIG_QEMU_VERSION booting L1 ($(basename "$VMLINUX")) under TCG (limit ${host_limit}s), console in $log"
+echo "$name$RIG_PEER_TAG: L0 QEMU $l0_version, L1 QEMU $RIG_QEMU_VERSION; booting L1 ($(basename "$VMLINUX")) under TCG (limit ${host_limit}s), console in $log"
 rig_boot "$log" "$host_limit" "${RIG_QEMU_BASE[@]}" "${RIG_QEMU_9P[@]}" -m 1536M -smp 2 \
 	-kernel "$VMLINUX" -initrd "$l1_initrd" -append "$append"
 

@@ -52,7 +52,7 @@ case $series in
 	;;
 6.12)
 	name_re='^linux-image-6\.12\.[0-9]+\+deb13-amd64$'
-	current=current-6.12
+	current="current-6.12"
 	rig_apt_trixie
 	apt_opts=("${RIG_APT_TRIXIE[@]}")
 	;;

@@ -149,6 +149,8 @@ rig_peers() {
 	case ${VUV_QEMU:=host} in
 	host)
 		RIG_QEMU=(qemu-system-x86_64)
+		# shellcheck disable=SC2054 # one -virtfs value with commas
+		RIG_QEMU_9P=(-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
 		RIG_SID_ROOT=''
 		;;
 	sid)
