@@ -67,10 +67,11 @@ rig_peers || fail "peers (VUV_QEMU/VUV_KERNEL)"
 # L1's QEMU, the front end of the daemon, is the peer VUV_QEMU names; L0's
 # only runs L1 and is the same unless VUV_NESTED_L0_QEMU says otherwise,
 # except under a 6.12 L1, which QEMU 7.2 at L0 did not run faithfully: in
-# 3 of 3 L2 boots inside it an L2 6.12 oopsed early in text_poke_early
-# (general protection fault on the iretq of sync_core, EFLAGS 0x04046086
-# and 0x041ce086: NT and reserved bits set, i.e. L2's flags corrupted in
-# L1's QEMU), under QEMU 11.1 at L0 none did. So 6.12 runs L1 on 11.1.
+# 2 of the 4 L2 6.12 boots seen inside it (both of one run) L2 oopsed early
+# in text_poke_early (general protection fault on the iretq of sync_core,
+# EFLAGS 0x04046086 and 0x041ce086: NT and reserved bits set, i.e. L2's
+# flags corrupted in L1's QEMU); in the 6 seen under QEMU 11.1 at L0 none
+# did. So 6.12 runs L1 on 11.1 unless told otherwise.
 l1_sid_root=$RIG_SID_ROOT
 l0_default=$VUV_QEMU
 [ "$VUV_KERNEL" != 6.12 ] || l0_default=sid
