@@ -210,6 +210,25 @@ check_mem_slots() {
 	return 1
 }
 
+# check_front_end_protocol - what the front end sent beyond the basics, from
+# the daemon's log. QEMU >= 8 takes RESET_DEVICE and STATUS when offered:
+# it resets the device around each start and sets FEATURES_OK after the
+# features (11.1 sends no DRIVER_OK for vsock), and every session above
+# still had to pass after those resets.
+check_front_end_protocol() {
+	local resets ready major=${RIG_QEMU_VERSION%%.*}
+	resets=$(grep -c 'RESET_DEVICE: resetting the device' "$dlog" || true)
+	ready=$(grep -c 'SET_STATUS: 0x[0-9a-f]* (.*FEATURES_OK' "$dlog" || true)
+	echo "INFO: QEMU ${RIG_QEMU_VERSION:-?} sent RESET_DEVICE $resets times, a FEATURES_OK status $ready times"
+	[ "${major:-0}" -ge 8 ] 2>/dev/null || return 0
+	if [ "$resets" -ge 1 ] && [ "$ready" -ge "$1" ]; then
+		echo "PASS: reset-device-and-status (device reset and reconfigured, the driver's FEATURES_OK status in every session)"
+		return 0
+	fi
+	echo "FAIL: reset-device-and-status: $resets RESET_DEVICE and $ready FEATURES_OK status lines for $1 sessions ($dlog)"
+	return 1
+}
+
 # Two front ends one after the other: the daemon must serve the next VMM
 # with a fresh guest after the first one left (issue 5, item 5).
 boots=${VUV_USER_BOOTS:-2}
@@ -222,6 +241,7 @@ for n in $(seq "$boots"); do
 	boot_guest "$n" || { verdict=1; break; }
 	kill -0 "$daemon_pid" 2>/dev/null || break
 done
+[ "$verdict" != 0 ] || check_front_end_protocol "$boots" || verdict=1
 
 # After its last front end left, the daemon is still serving, and it stops
 # cleanly on SIGTERM.
