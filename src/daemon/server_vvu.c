@@ -177,12 +177,12 @@ static void on_rx(void *ctx, uint32_t events)
 {
 	struct server *s = ctx;
 	eventfd_t cnt;
-	int rc;
+	int rc = 0;
 
 	(void)events;
 	/* interrupts can be spurious or merged: the used ring alone says what came */
 	eventfd_read(s->vvu->rx_w.fd, &cnt);
-	for (;;) {
+	for (unsigned int n = 0; n < VVU_QUEUE_SIZE; n++) {
 		rc = s->in_session ? 0 : take_first(s);
 		if (rc == 0)
 			rc = vu_dev_process(&s->dev);
@@ -195,6 +195,11 @@ static void on_rx(void *ctx, uint32_t events)
 		if (rc < 0)
 			break;
 		s->vvu->faults = 0;
+	}
+	if (rc == 0) {
+		/* a device that never stops posting must not starve the loop: come back later */
+		eventfd_write(s->vvu->rx_w.fd, 1);
+		return;
 	}
 	restart(s, rc);
 }
