@@ -456,8 +456,8 @@ static int handle_add_mem_reg(struct vu_dev *dev, struct vu_msg *msg, struct vu_
 		return rc;
 	}
 	dev->mem = next;
-	log_debug("%s: ADD_MEM_REG: gpa 0x%" PRIx64 " size 0x%" PRIx64 " (%u regions)", dev->name,
-		  d.gpa, d.size, dev->mem.nregions);
+	log_info("%s: ADD_MEM_REG: gpa 0x%" PRIx64 " size 0x%" PRIx64 " mapped (%u regions)",
+		 dev->name, d.gpa, d.size, dev->mem.nregions);
 	return 0;
 }
 
@@ -489,8 +489,8 @@ static int handle_rem_mem_reg(struct vu_dev *dev, struct vu_msg *msg, struct vu_
 	dev->mem = next;
 	gmem_region_unmap(&gone);
 	forget_stale_addrs(dev);
-	log_debug("%s: REM_MEM_REG: gpa 0x%" PRIx64 " size 0x%" PRIx64 " (%u regions)", dev->name,
-		  d.gpa, d.size, dev->mem.nregions);
+	log_info("%s: REM_MEM_REG: gpa 0x%" PRIx64 " size 0x%" PRIx64 " unmapped (%u regions)",
+		 dev->name, d.gpa, d.size, dev->mem.nregions);
 	return 0;
 }
 

@@ -113,6 +113,11 @@ say "Daemon started: vhost-user-vsock --socket $sock --guest-cid $cid --uds-path
 
 run=$(rig_join_commas /bin/guest_vsock_check --cid "$cid" --bulk "$bulk" --budget "$guest_budget") ||
 	fail "a guest argument cannot be passed"
+# The hot-plug boot streams at least 32 MiB each way, so that the DIMM comes
+# and goes while data flows, not after.
+run_hotplug=$(rig_join_commas /bin/guest_vsock_check --cid "$cid" \
+	--bulk $((bulk > 33554432 ? bulk : 33554432)) --budget "$guest_budget") ||
+	fail "a guest argument cannot be passed"
 
 # boot_guest N - one QEMU front end and its guest against the running
 # daemon, with a fresh host helper; judges the console (into $work/verdict
@@ -135,12 +140,31 @@ boot_guest() {
 	say "Booting a Linux guest under QEMU (TCG) with -device vhost-user-vsock-pci ..."
 	[ "$demo" = 1 ] || echo "$name: front end $n: booting $(basename "$VMLINUX") under TCG" \
 		"(limit ${host_limit}s), console in $log"
+	# The second front end has DIMM slots: a DIMM is plugged while the bulk
+	# cases stream and unplugged before the guest finishes (memory slots,
+	# ADD_MEM_REG / REM_MEM_REG); the guest onlines it movable, so it can let go.
+	local mem=(-m 256M) append='' hp_pid='' boot_run=$run
+	if [ "$n" = 2 ] && [ "$hotplug" = 1 ]; then
+		mem=(-m 256M,slots=4,maxmem=1G -qmp "unix:$work/qmp.sock,server=on,wait=off")
+		append=' memhp_default_state=online_movable'
+		boot_run=$run_hotplug
+		"$rig_dir/qmp-hotplug.py" "$work/qmp.sock" "$log" --after 'PASS: garbage-line-closed' \
+			--unplug-after 'PASS: stream-bulk-guest-initiated' --timeout "$host_limit" \
+			>"$work/hotplug.out" 2>&1 &
+		hp_pid=$!
+	fi
 	# shellcheck disable=SC2054 # commas belong to QEMU option values
-	rig_boot "$log" "$host_limit" "${RIG_QEMU_BASE[@]}" -m 256M -smp 1 \
+	rig_boot "$log" "$host_limit" "${RIG_QEMU_BASE[@]}" "${mem[@]}" -smp 1 \
 		-object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem \
 		-chardev "socket,id=vu0,path=$sock" -device vhost-user-vsock-pci,chardev=vu0 \
 		-kernel "$VMLINUX" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 rig.mods=$mod_order rig.run=$run"
+		-append "console=ttyS0 quiet panic=-1 rig.mods=$mod_order rig.run=$boot_run$append"
+	if [ -n "$hp_pid" ]; then
+		wait "$hp_pid" || rc=1
+		cat "$work/hotplug.out"
+		grep -q 'hotplug: unplugged' "$work/hotplug.out" || rc=1
+		check_mem_slots || rc=1
+	fi
 	if [ "$demo" = 1 ]; then
 		rig_judge "$log" "$name" VUV_PEER_TIMEOUT >"$work/verdict" || rc=1
 	else
@@ -164,9 +188,24 @@ boot_guest() {
 	return "$rc"
 }
 
+# check_mem_slots - the daemon mapped the plugged DIMM and unmapped it again:
+# a region added while the first front end's table was in place, then removed.
+check_mem_slots() {
+	local added removed
+	added=$(grep -c 'ADD_MEM_REG: gpa 0x1[0-9a-f]\{8\} ' "$dlog" || true)
+	removed=$(grep -c 'REM_MEM_REG: gpa 0x1[0-9a-f]\{8\} ' "$dlog" || true)
+	if [ "$added" -ge 1 ] && [ "$removed" -ge 1 ]; then
+		echo "PASS: memory-hotplug (the DIMM above 4 GiB mapped and unmapped by the daemon while streaming)"
+		return 0
+	fi
+	echo "FAIL: memory-hotplug: daemon log has $added ADD_MEM_REG and $removed REM_MEM_REG above 4 GiB ($dlog)"
+	return 1
+}
+
 # Two front ends one after the other: the daemon must serve the next VMM
 # with a fresh guest after the first one left (issue 5, item 5).
 boots=${VUV_USER_BOOTS:-2}
+hotplug=${VUV_USER_HOTPLUG:-1}
 [ "$demo" = 0 ] || boots=1
 timings="kernel fetch ${t_kernel}s, initramfs ${t_initrd}s;"
 verdict=0
