@@ -112,7 +112,8 @@ static int bring_up(struct server *s)
 		}
 		if (rc == 0)
 			break;
-		if (++sv->faults >= VVU_MAX_FAULTS)
+		/* not a VVU device, or not one that can serve vsock: no retry will change that */
+		if (rc == -ENODEV || rc == -ENOTSUP || ++sv->faults >= VVU_MAX_FAULTS)
 			return rc;
 		log_warn("%s: setting up %s failed (%s); trying again (%u of %u)", s->name,
 			 sv->v.vf.name, strerror(-rc), sv->faults + 1, VVU_MAX_FAULTS);
