@@ -113,10 +113,10 @@ static int negotiate_protocol(struct tfe_vm *vm, const char *seq, uint64_t want)
 }
 
 /* QEMU's negotiation at device realize (steps 1-8 of REAL-PEERS §5). */
-static int qemu_realize(struct tfe_vm *vm)
+static int qemu_realize(struct tfe_vm *vm, const struct tfe_setup_opts *o)
 {
 	const uint64_t pf_want = (1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |
-				 (1ull << VU_PROTOCOL_F_CONFIG);
+				 (1ull << VU_PROTOCOL_F_CONFIG) | o->more_protocol;
 	struct tfe_fe *fe = &vm->fe;
 	uint64_t v;
 	int rc;
@@ -184,7 +184,7 @@ int tfe_setup_qemu(struct tfe_vm *vm, const struct tfe_setup_opts *o)
 	int rc;
 
 	vm->fe.need_reply = o->need_reply;
-	rc = qemu_realize(vm);
+	rc = qemu_realize(vm, o);
 	if (rc < 0)
 		return rc;
 	vm->features_acked = acked_features(vm, o);

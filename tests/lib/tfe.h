@@ -451,6 +451,7 @@ struct tfe_setup_opts {
 	uint64_t want_features;      /* acked when offered; 0: VERSION_1 only */
 	bool no_protocol_bit;        /* leave bit 30 out of SET_FEATURES */
 	enum tfe_need_reply need_reply;
+	uint64_t more_protocol;      /* QEMU: protocol features acked beyond MQ|REPLY_ACK|CONFIG */
 };
 
 /* One VMM + guest: the front-end connection and the guest RAM and rings it shares. */

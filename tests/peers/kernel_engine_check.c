@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -399,6 +400,8 @@ static int setup_once(struct check *k, const char *sock, bool crosvm, enum tfe_n
 		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
 				 (1ull << TFE_F_INDIRECT_DESC),
 		.need_reply = nr,
+		/* what QEMU takes too, so that case_mem_hotplug can plug memory */
+		.more_protocol = 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
 	};
 	int rc = tfe_vm_open(&k->vm, sock, MEM_SIZE, true, budget(k, STEP_MS));
 
@@ -672,6 +675,124 @@ static int data_case(struct check *k, bool to_host, char *why, size_t n)
 	pair_close(k, fd, c);
 	free(data);
 	return rc;
+}
+
+/* ---- memory hot-plug ---- */
+
+#define DIMM_GPA (1ull << 32)
+#define DIMM_SIZE (1ull << 20)
+#define DIMM_PKT 4096u
+
+/* ADD_MEM_REG or REM_MEM_REG of the DIMM (@fd < 0: none attached), acked. */
+static int dimm_request(struct check *k, uint32_t req, uint8_t *ram, int fd)
+{
+	struct vu_single_region r = { .region = {
+		.guest_phys_addr = DIMM_GPA, .memory_size = DIMM_SIZE,
+		.userspace_addr = (uintptr_t)ram, .mmap_offset = 0,
+	} };
+
+	return tfe_fe_request(&k->vm.fe, req, &r, sizeof(r), fd >= 0 ? &fd : NULL, fd >= 0,
+			      true);
+}
+
+/*
+ * One RW packet for @c whose payload lies only in the DIMM: the header in
+ * the first region, the payload descriptor at DIMM_GPA. vhost_vsock reads
+ * it through the memory table the daemon gave it, or not at all.
+ */
+static int send_from_dimm(struct check *k, struct tfe_vsock_conn *c)
+{
+	struct tfe_vsock_pkt p;
+	struct tfe_buf b[2];
+	uint64_t hgpa;
+	int rc = tfe_mem_alloc(&k->vm.mem, TFE_VSOCK_HDR_SIZE, 8, &hgpa);
+
+	if (rc < 0)
+		return rc;
+	tfe_vsock_conn_pkt(&k->vs, c, TFE_VSOCK_OP_RW, 0, &p);
+	p.len = DIMM_PKT;
+	tfe_vsock_hdr_pack(tfe_mem_ptr(&k->vm.mem, hgpa, TFE_VSOCK_HDR_SIZE), &p);
+	b[0] = (struct tfe_buf){ .gpa = hgpa, .len = TFE_VSOCK_HDR_SIZE };
+	b[1] = (struct tfe_buf){ .gpa = DIMM_GPA, .len = DIMM_PKT };
+	/* a token the guest driver does not own: its tx reclaim passes over it */
+	rc = tfe_vring_add(&k->vm.vq[1], b, 2, false, UINTPTR_MAX);
+	return rc < 0 ? rc : tfe_vring_kick(&k->vm.vq[1]);
+}
+
+static int host_read_exact(struct check *k, int fd, uint8_t *buf, size_t len, char *why, size_t n)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, buf + got, len - got);
+
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		if (r == 0 || errno != EAGAIN)
+			FAILF("host read after %zu of %zu bytes: %s", got, len,
+			      r == 0 ? "end of stream" : strerror(errno));
+		if (pump(k, fd, POLLIN, STEP_MS) <= 0)
+			FAILF("host read %zu of %zu bytes, then nothing", got, len);
+	}
+	return 0;
+}
+
+/*
+ * Memory hot-plug with the real vhost_vsock: a DIMM plugged while the device
+ * runs (ADD_MEM_REG) is in the kernel's table at once, so a packet whose
+ * payload lies only there arrives intact; unplugged (REM_MEM_REG), the
+ * device still moves data through the memory that stays.
+ */
+static int case_mem_hotplug(struct check *k, char *why, size_t n)
+{
+	struct tfe_vsock_conn *c = NULL;
+	uint8_t got[DIMM_PKT], *ram;
+	int memfd, fd = -1, rc;
+
+	if (!k->vs_up)
+		FAILF("no guest");
+	if (!(k->vm.fe.protocol_acked & (1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
+		FAILF("the daemon did not offer memory slots (protocol features 0x%llx)",
+		      (unsigned long long)k->vm.protocol_offered);
+	memfd = memfd_create("dimm", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, (off_t)DIMM_SIZE) < 0)
+		FAILF("memfd: %s", strerror(errno));
+	ram = mmap(NULL, DIMM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED) {
+		close(memfd);
+		FAILF("mmap: %s", strerror(errno));
+	}
+	for (unsigned int i = 0; i < DIMM_PKT; i++)
+		ram[i] = (uint8_t)(i * 7 + 3);
+	rc = dimm_request(k, VU_REQ_ADD_MEM_REG, ram, memfd);
+	close(memfd);
+	if (rc < 0) {
+		munmap(ram, DIMM_SIZE);
+		FAILF("ADD_MEM_REG of 1 MiB at 4 GiB refused: %s", strerror(-rc));
+	}
+	rc = pair_from_guest(k, &fd, &c, why, n);
+	if (rc == 0 && send_from_dimm(k, c) < 0) {
+		snprintf(why, n, "could not post the packet from the DIMM");
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = host_read_exact(k, fd, got, sizeof(got), why, n);
+	if (rc == 0 && memcmp(got, ram, sizeof(got)) != 0) {
+		snprintf(why, n, "the host read other bytes than the DIMM held");
+		rc = -1;
+	}
+	/* the guest driver's byte count for @c no longer matches: a fresh pair follows */
+	pair_close(k, fd, c);
+	if (rc == 0 && dimm_request(k, VU_REQ_REM_MEM_REG, ram, -1) < 0) {
+		snprintf(why, n, "REM_MEM_REG of the DIMM refused");
+		rc = -1;
+	}
+	munmap(ram, DIMM_SIZE);
+	if (rc < 0)
+		return rc;
+	return data_case(k, true, why, n);
 }
 
 static int case_data_g2h(struct check *k, char *why, size_t n)
@@ -1130,6 +1251,7 @@ int main(int argc, char **argv)
 		{ "ring-disable-stops", case_ring_disable },
 		{ "hostile-ring-address", case_hostile_ring_address },
 		{ "hostile-avail-jump", case_hostile_avail_jump },
+		{ "mem-hotplug", case_mem_hotplug },
 		{ "daemon-exit", case_daemon_exit },
 	};
 	int rc = parse_args(&k, argc, argv);
