@@ -35,6 +35,50 @@
 static char sock_path[108];
 static struct vvm *model;
 
+/*
+ * The double is not thread-safe and the checker reads it while the daemon
+ * calls it: both go through this lock (the daemon through locked_ops).
+ */
+static pthread_mutex_t vhd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int locked_open(const char *path)
+{
+	int rc;
+
+	pthread_mutex_lock(&vhd_lock);
+	rc = vhd_ops.open(path);
+	pthread_mutex_unlock(&vhd_lock);
+	return rc;
+}
+
+static int locked_ioctl(int fd, unsigned long request, void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&vhd_lock);
+	rc = vhd_ops.ioctl(fd, request, arg);
+	pthread_mutex_unlock(&vhd_lock);
+	return rc;
+}
+
+static void locked_close(int fd)
+{
+	pthread_mutex_lock(&vhd_lock);
+	vhd_ops.close(fd);
+	pthread_mutex_unlock(&vhd_lock);
+}
+
+static const struct kern_vhost_ops locked_ops = {
+	.open = locked_open,
+	.ioctl = locked_ioctl,
+	.close = locked_close,
+};
+
+/* The kick and call fds the double holds for rings 0 and 1. */
+struct ring_fds {
+	int kick[2], call[2];
+};
+
 #define CHECK(cond)                                                                        \
 	do {                                                                               \
 		if (!(cond)) {                                                             \
@@ -60,26 +104,47 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The double's device with both rings running, or NULL after WAIT_MS. */
-static const struct vhd_dev *running_dev(void)
+static bool find_running(struct ring_fds *out)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&vhd_lock);
+	for (int fd = 1000; fd < 1000 + (int)VHD_MAX_DEVS && !found; fd++) {
+		const struct vhd_dev *d = vhd_dev(fd);
+
+		if (d && d->running && d->vq[0].kick >= 0 && d->vq[1].kick >= 0 &&
+		    d->vq[0].call >= 0 && d->vq[1].call >= 0) {
+			for (unsigned int i = 0; i < 2; i++) {
+				out->kick[i] = d->vq[i].kick;
+				out->call[i] = d->vq[i].call;
+			}
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&vhd_lock);
+	return found;
+}
+
+/* The double's device with both rings running: its ring fds, or false after WAIT_MS. */
+static bool running_dev(struct ring_fds *out)
 {
 	for (int t = 0; t < WAIT_MS; t += 10) {
-		for (int fd = 1000; fd < 1000 + (int)VHD_MAX_DEVS; fd++) {
-			const struct vhd_dev *d = vhd_dev(fd);
-
-			if (d && d->running && d->vq[0].kick >= 0 && d->vq[1].kick >= 0 &&
-			    d->vq[0].call >= 0 && d->vq[1].call >= 0)
-				return d;
-		}
+		if (find_running(out))
+			return true;
 		sleep_ms(10);
 	}
-	return NULL;
+	return false;
 }
 
 static bool no_vhost_open(void)
 {
 	for (int t = 0; t < WAIT_MS; t += 10) {
-		if (vhd_open_fds() == 0)
+		unsigned int n;
+
+		pthread_mutex_lock(&vhd_lock);
+		n = vhd_open_fds();
+		pthread_mutex_unlock(&vhd_lock);
+		if (n == 0)
 			return true;
 		sleep_ms(10);
 	}
@@ -90,22 +155,21 @@ static int one_session(unsigned int n)
 {
 	struct tfe_vm vm;
 	struct tfe_setup_opts o = { 0 };
-	const struct vhd_dev *d;
+	struct ring_fds d;
 	uint64_t one = 1;
 	struct vvm_stats before, after;
 
 	CHECK(tfe_vm_open(&vm, sock_path, 16u << 20, true, WAIT_MS) == 0);
 	CHECK(tfe_setup_qemu(&vm, &o) == 0);
-	d = running_dev();
-	CHECK(d != NULL);
+	CHECK(running_dev(&d));
 	vvm_stats(model, &before);
 	for (unsigned int i = 0; i < 2; i++) {
 		/* kick: front end -> MSI-X vector 2+i -> the double's kick fd */
 		CHECK(write(vm.fe.kick[i], &one, 8) == 8);
-		CHECK(fired(d->vq[i].kick, WAIT_MS));
+		CHECK(fired(d.kick[i], WAIT_MS));
 		/* call: the double's call fd -> doorbell i -> the front end's call fd */
 		fired(vm.fe.call[i], 0);
-		CHECK(write(d->vq[i].call, &one, 8) == 8);
+		CHECK(write(d.call[i], &one, 8) == 8);
 		CHECK(fired(vm.fe.call[i], WAIT_MS));
 	}
 	vvm_stats(model, &after);
@@ -154,7 +218,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
 	char *dargv[] = { "vhost-user-vsock", "--vfio", "0000:00:05.0", "--cid", "3",
 			  "--sandbox", "none", NULL };
-	struct daemon_env env = { .vfio_open = vvm_vfio_open, .vhost = &vhd_ops };
+	struct daemon_env env = { .vfio_open = vvm_vfio_open, .vhost = &locked_ops };
 	struct vvm_config cfg = { 0 };
 	struct vvb *b;
 	pthread_t th;
