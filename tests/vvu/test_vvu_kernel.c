@@ -12,6 +12,8 @@
  *     releases the vhost device and resets the VVU device, and a second
  *     front end is served the same way.
  * The checker ends the daemon with SIGTERM; exit status 0 when all held.
+ * The daemon reaches the double through vhd_locked_ops, so the checker can
+ * look at it between vhd_lock() and vhd_unlock().
  *
  * argv[1]: a directory for the socket (default /tmp).
  */
@@ -34,45 +36,6 @@
 
 static char sock_path[108];
 static struct vvm *model;
-
-/*
- * The double is not thread-safe and the checker reads it while the daemon
- * calls it: both go through this lock (the daemon through locked_ops).
- */
-static pthread_mutex_t vhd_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int locked_open(const char *path)
-{
-	int rc;
-
-	pthread_mutex_lock(&vhd_lock);
-	rc = vhd_ops.open(path);
-	pthread_mutex_unlock(&vhd_lock);
-	return rc;
-}
-
-static int locked_ioctl(int fd, unsigned long request, void *arg)
-{
-	int rc;
-
-	pthread_mutex_lock(&vhd_lock);
-	rc = vhd_ops.ioctl(fd, request, arg);
-	pthread_mutex_unlock(&vhd_lock);
-	return rc;
-}
-
-static void locked_close(int fd)
-{
-	pthread_mutex_lock(&vhd_lock);
-	vhd_ops.close(fd);
-	pthread_mutex_unlock(&vhd_lock);
-}
-
-static const struct kern_vhost_ops locked_ops = {
-	.open = locked_open,
-	.ioctl = locked_ioctl,
-	.close = locked_close,
-};
 
 /* The kick and call fds the double holds for rings 0 and 1. */
 struct ring_fds {
@@ -108,7 +71,7 @@ static bool find_running(struct ring_fds *out)
 {
 	bool found = false;
 
-	pthread_mutex_lock(&vhd_lock);
+	vhd_lock();
 	for (int fd = 1000; fd < 1000 + (int)VHD_MAX_DEVS && !found; fd++) {
 		const struct vhd_dev *d = vhd_dev(fd);
 
@@ -121,7 +84,7 @@ static bool find_running(struct ring_fds *out)
 			found = true;
 		}
 	}
-	pthread_mutex_unlock(&vhd_lock);
+	vhd_unlock();
 	return found;
 }
 
@@ -141,9 +104,9 @@ static bool no_vhost_open(void)
 	for (int t = 0; t < WAIT_MS; t += 10) {
 		unsigned int n;
 
-		pthread_mutex_lock(&vhd_lock);
+		vhd_lock();
 		n = vhd_open_fds();
-		pthread_mutex_unlock(&vhd_lock);
+		vhd_unlock();
 		if (n == 0)
 			return true;
 		sleep_ms(10);
@@ -218,7 +181,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
 	char *dargv[] = { "vhost-user-vsock", "--vfio", "0000:00:05.0", "--cid", "3",
 			  "--sandbox", "none", NULL };
-	struct daemon_env env = { .vfio_open = vvm_vfio_open, .vhost = &locked_ops };
+	struct daemon_env env = { .vfio_open = vvm_vfio_open, .vhost = &vhd_locked_ops };
 	struct vvm_config cfg = { 0 };
 	struct vvb *b;
 	pthread_t th;
