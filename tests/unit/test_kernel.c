@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/virtio_config.h>
+#include <endian.h>
 #include <linux/virtio_ring.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1370,6 +1371,131 @@ static void test_dispatcher_mem_slots_running(void **state)
 	close(dimm);
 }
 
+/* ------------------------------------------------------------------ */
+/* The event queue: TRANSPORT_RESET for a guest that ran before         */
+
+#define EV_BUF_GPA 0x30000ull
+
+/* Guest RAM as the guest sees it (the memfd, GPA 0 at offset 0). */
+static uint8_t *guest_ram(struct fx *f)
+{
+	void *p = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
+/*
+ * The guest's event ring (ring 2 at RING_STRIDE * 2): @n buffers of 8 bytes
+ * made available, device-writable unless @readonly.
+ */
+static void guest_event_buffers(uint8_t *ram, unsigned int n, bool readonly)
+{
+	const uint64_t ring = 2 * RING_STRIDE;
+	struct vring_desc *d = (struct vring_desc *)(ram + ring);
+	struct vring_avail *a = (struct vring_avail *)(ram + ring + AVAIL_OFF);
+
+	for (unsigned int i = 0; i < n; i++) {
+		d[i] = (struct vring_desc){ .addr = EV_BUF_GPA + 8 * i, .len = 8,
+					    .flags = readonly ? 0 : VRING_DESC_F_WRITE };
+		a->ring[i] = (uint16_t)i;
+		memset(ram + EV_BUF_GPA + 8 * i, 0xee, 8);
+	}
+	a->idx = (uint16_t)n;
+}
+
+/*
+ * crosvm's start of all three rings (PROTOCOLS §1.11) with rx/tx starting
+ * at @base, ring 2's call fd a dup of @ev_call.
+ */
+static void vu_crosvm_activate(struct fx *f, uint16_t base, int ev_call)
+{
+	vu_dev_init(&f->dev, "test", -1, &kern_dev_ops, &f->k);
+	assert_int_equal(vu_req(f, VU_REQ_SET_OWNER, NULL, 0, -1), 0);
+	assert_int_equal(vu_u64(f, VU_REQ_SET_PROTOCOL_FEATURES, F_BIT(VU_PROTOCOL_F_MQ)), 0);
+	assert_int_equal(vu_u64(f, VU_REQ_SET_FEATURES, F_BIT(32) | F_BIT(30)), 0);
+	assert_int_equal(vu_mem(f), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct vu_vring_addr a = { .index = i, .desc = UVA_BASE + i * RING_STRIDE };
+		uint64_t v = i;
+
+		a.avail = a.desc + AVAIL_OFF;
+		a.used = a.desc + USED_OFF;
+		assert_int_equal(vu_state(f, VU_REQ_SET_VRING_NUM, i, 256), 0);
+		assert_int_equal(vu_state(f, VU_REQ_SET_VRING_BASE, i, i < 2 ? base : 0), 0);
+		assert_int_equal(vu_req(f, VU_REQ_SET_VRING_ADDR, &a, sizeof(a), -1), 0);
+		assert_int_equal(vu_efd(f, VU_REQ_SET_VRING_KICK, i), 0);
+		if (i == 2)
+			assert_int_equal(vu_req(f, VU_REQ_SET_VRING_CALL, &v, sizeof(v), ev_call), 0);
+		else
+			assert_int_equal(vu_efd(f, VU_REQ_SET_VRING_CALL, i), 0);
+	}
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(vu_state(f, VU_REQ_SET_VRING_ENABLE, i, 1), 0);
+	assert_true(kdev(f)->running);
+}
+
+static uint16_t event_used_idx(const uint8_t *ram)
+{
+	return ((const struct vring_used *)(ram + 2 * RING_STRIDE + USED_OFF))->idx;
+}
+
+/* A fresh guest (rings at 0) gets no event; one that ran gets exactly one. */
+static void test_event_reset_on_reattach(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *ram = guest_ram(f);
+	int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	const struct vring_used *u = (const struct vring_used *)(ram + 2 * RING_STRIDE + USED_OFF);
+	eventfd_t n = 0;
+
+	assert_true(call >= 0);
+	guest_event_buffers(ram, 4, false);
+	vu_crosvm_activate(f, 0, call);
+	assert_int_equal(event_used_idx(ram), 0);
+	assert_int_equal(eventfd_read(call, &n), -1);
+	/* the front end leaves; a new one finds rx and tx already used */
+	vu_dev_fini(&f->dev);
+	kern_engine_close(&f->k);
+	assert_int_equal(kern_engine_open(&f->k), 0);
+	vu_crosvm_activate(f, 7, call);
+	assert_int_equal(event_used_idx(ram), 1);
+	assert_int_equal(u->ring[0].id, 0);
+	assert_int_equal(u->ring[0].len, 4);
+	assert_int_equal(le32toh(*(const uint32_t *)(ram + EV_BUF_GPA)), 0);
+	assert_int_equal(ram[EV_BUF_GPA + 4], 0xee);
+	assert_int_equal(eventfd_read(call, &n), 0);
+	assert_int_equal(n, 1);
+	/* once per session; GET_VRING_BASE on ring 2 counts the used buffer */
+	assert_int_equal(vu_state(f, VU_REQ_SET_VRING_ENABLE, 1, 1), 0);
+	assert_int_equal(event_used_idx(ram), 1);
+	assert_int_equal(vu_state(f, VU_REQ_GET_VRING_BASE, 2, 0), 1);
+	munmap(ram, MEM_SIZE);
+	close(call);
+}
+
+/* No buffer, or a read-only one: the guest is not told, nothing is written, rings run. */
+static void test_event_reset_without_buffer(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *ram = guest_ram(f);
+	int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	assert_true(call >= 0);
+	vu_crosvm_activate(f, 3, call);
+	assert_int_equal(event_used_idx(ram), 0);
+	vu_dev_fini(&f->dev);
+	kern_engine_close(&f->k);
+	assert_int_equal(kern_engine_open(&f->k), 0);
+	guest_event_buffers(ram, 1, true);
+	vu_crosvm_activate(f, 3, call);
+	assert_int_equal(event_used_idx(ram), 0);
+	assert_int_equal(ram[EV_BUF_GPA], 0xee);
+	assert_true(kdev(f)->running);
+	munmap(ram, MEM_SIZE);
+	close(call);
+}
+
 static void test_dispatcher_qemu_session(void **state)
 {
 	struct fx *f = *state;
@@ -1553,6 +1679,8 @@ int main(void)
 		T(test_get_config),
 		T(test_dispatcher_qemu_session),
 		T(test_dispatcher_mem_slots_running),
+		T(test_event_reset_on_reattach),
+		T(test_event_reset_without_buffer),
 		T(test_dispatcher_cid_in_use),
 #undef T
 		cmocka_unit_test(test_probe),

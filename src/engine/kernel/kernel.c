@@ -45,6 +45,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "engine/event_queue.h"
 #include "util/log.h"
 
 #define BIT64(n) (1ull << (n))
@@ -630,7 +631,7 @@ static int kern_set_mem_table(struct vu_dev *dev, const struct gmem *new_mem)
 	return set_kernel_mem(k, new_mem);
 }
 
-static int kern_vring_changed(struct vu_dev *dev, unsigned int index)
+static int kern_ring_changed(struct vu_dev *dev, unsigned int index)
 {
 	struct kern_engine *k = dev->priv;
 	int rc;
@@ -646,6 +647,16 @@ static int kern_vring_changed(struct vu_dev *dev, unsigned int index)
 		return 0;
 	rc = dev_fd(dev);
 	return rc < 0 ? rc : start_device(k, dev);
+}
+
+static int kern_vring_changed(struct vu_dev *dev, unsigned int index)
+{
+	struct kern_engine *k = dev->priv;
+	int rc = kern_ring_changed(dev, index);
+
+	if (rc == 0)
+		vsock_event_reset_if_reattached(dev, &k->event_reset_done);
+	return rc;
 }
 
 static int kern_vring_stop(struct vu_dev *dev, unsigned int index, uint32_t *base)
@@ -700,6 +711,7 @@ static void kern_reset(struct vu_dev *dev)
 {
 	struct kern_engine *k = dev->priv;
 
+	k->event_reset_done = false;
 	if (k->vhost_fd < 0)
 		return;
 	if (stop_device(k, dev->name, "reset") < 0)
@@ -760,6 +772,7 @@ int kern_engine_open(struct kern_engine *k)
 		kern_engine_close(k);
 	}
 	k->session = true;
+	k->event_reset_done = false;
 	rc = open_device(k);
 	if (rc < 0)
 		k->session = false;

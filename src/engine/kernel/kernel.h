@@ -58,6 +58,7 @@ struct kern_engine {
 	uint64_t kernel_features;  /* VHOST_GET_FEATURES at open */
 	bool running;              /* SET_RUNNING(1) done */
 	bool session;              /* between kern_engine_open and kern_engine_close */
+	bool event_reset_done;     /* this session's TRANSPORT_RESET decision is made */
 	struct kern_ring_prog prog[KERN_NRINGS];
 };
 

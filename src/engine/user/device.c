@@ -48,6 +48,7 @@
 #include "engine/user/hybrid_proto.h"
 #include "engine/user/stats.h"
 #include "engine/user/stream.h"
+#include "engine/event_queue.h"
 #include "util/log.h"
 
 #define BIT64(n) (1ull << (n))
@@ -995,7 +996,19 @@ static int u_set_mem_table(struct vu_dev *vu, const struct gmem *new_mem)
 	return 0;
 }
 
+static int u_ring_changed(struct vu_dev *vu, unsigned int index);
+
+/* The guest learns of connections it can no longer have, whichever ring changed. */
 static int u_vring_changed(struct vu_dev *vu, unsigned int index)
+{
+	int rc = u_ring_changed(vu, index);
+
+	if (rc == 0)
+		vsock_event_reset_if_reattached(vu, &dev_of(vu)->event_reset_done);
+	return rc;
+}
+
+static int u_ring_changed(struct vu_dev *vu, unsigned int index)
 {
 	struct udev *d = dev_of(vu);
 	const struct vu_vring *vr;
@@ -1079,7 +1092,10 @@ static void udev_reset(struct udev *d, const char *why)
 
 static void u_reset(struct vu_dev *vu)
 {
-	udev_reset(dev_of(vu), "device reset");
+	struct udev *d = dev_of(vu);
+
+	d->event_reset_done = false;
+	udev_reset(d, "device reset");
 }
 
 static const struct vu_dev_ops udev_ops_template = {
@@ -1108,6 +1124,7 @@ int udev_attach(void *priv)
 	struct udev *d = priv;
 
 	d->vu = NULL;
+	d->event_reset_done = false;
 	return 0;
 }
 

@@ -102,6 +102,7 @@ struct udev {
 	struct vu_dev *vu;        /* the session the hooks were last called for */
 	uint64_t features;        /* acked virtio features */
 	bool failed;              /* a ring broke; nothing runs until a stop or reset */
+	bool event_reset_done;    /* this session's TRANSPORT_RESET decision is made */
 	struct conn_table ct;
 	struct udev_ring ring[UDEV_NRINGS];
 	struct hybrid hy;
