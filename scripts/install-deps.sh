@@ -11,9 +11,13 @@ build_pkgs=(gcc libc6-dev meson ninja-build pkg-config scdoc libyaml-dev libsyst
 # dpkg-dev ... man-db: tests/peers/run-debian-package.sh builds the Debian
 # package, checks it with lintian, installs it and checks the units
 # (systemd-analyze; systemd.pc, which debian/rules reads) and the man page.
+# debootstrap: the newest QEMU (sid's) runs from a chroot made at test time
+# (tests/peers/rig/sid-chroot.sh); zstd: Debian 13's 6.12 guest kernel is
+# ZSTD-compressed (rig/extract-vmlinux.py).
 test_pkgs=(clang lld libclang-rt-14-dev libcmocka-dev qemu-system-x86 busybox-static cpio kmod
 	valgrind python3 xz-utils linux-source-6.1
-	dpkg-dev debhelper lintian fakeroot systemd man-db)
+	dpkg-dev debhelper lintian fakeroot systemd man-db
+	debootstrap zstd util-linux)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")

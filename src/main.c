@@ -5,16 +5,12 @@
  */
 #include "daemon/daemon.h"
 #include "engine/kernel/kernel.h"
-#include "transport/vvu/vvu_config.h"
+#include "transport/vvu/vfio.h"
 
 int main(int argc, char **argv)
 {
 	const struct daemon_env env = {
-#if HAVE_VFIO_SYS
 		.vfio_open = vfio_sys_open,
-#else
-		.vfio_open = NULL,
-#endif
 		.vhost = &kern_vhost_sys,
 	};
 

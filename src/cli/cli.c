@@ -21,6 +21,7 @@
 
 #include "daemon/sandbox.h"
 #include "daemon/systemd.h"
+#include "transport/vvu/vfio.h"
 #include "version.h"
 
 enum {
@@ -420,6 +421,7 @@ static int check_kernel(struct single *s, struct config *cfg)
 static int check_source(struct single *s, struct config *cfg)
 {
 	int given = (s->socket != 0) + (cfg->fd >= 0) + (cfg->vfio != NULL);
+	char canon[13];
 
 	if (given > 1) {
 		cli_error("--socket-path, --fd and --vfio exclude each other: give one");
@@ -434,6 +436,11 @@ static int check_source(struct single *s, struct config *cfg)
 		}
 		cfg->activated = true;
 		return 0;
+	}
+	if (cfg->vfio && vfio_parse_pci_name(cfg->vfio, canon) < 0) {
+		cli_error("--vfio %s: not a PCI device name (0000:00:05.0, 00:05.0 or the device's "
+			  "sysfs path)", cfg->vfio);
+		return -EINVAL;
 	}
 	if (!given) {
 		cli_error("give one of --socket-path PATH, --fd N or --vfio PCI-NAME (or --vm / "

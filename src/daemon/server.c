@@ -20,7 +20,6 @@
 
 #include "daemon/systemd.h"
 #include "transport/unix.h"
-#include "transport/vvu/vvu_config.h"
 #include "util/log.h"
 
 #define SERVER_MSG_TIMEOUT_SEC 5
@@ -172,18 +171,6 @@ static int serve_connected(struct server *s, int fd)
 	return rc;
 }
 
-static int start_vvu(struct server *s, const struct server_socket *sock)
-{
-#if HAVE_VPCI
-	return server_vvu_start(s, sock);
-#else
-	/* until the virtio-PCI driver is in the tree (transport/vvu/meson.build) */
-	log_err("--vfio %s: this build has no virtio-PCI driver", sock->vfio);
-	(void)s;
-	return -ENOTSUP;
-#endif
-}
-
 int server_start_on(struct server *s, struct loop *loop, const char *name,
 		    const struct server_socket *sock, const struct server_engine *eng)
 {
@@ -196,7 +183,7 @@ int server_start_on(struct server *s, struct loop *loop, const char *name,
 	s->listen_w.fd = -1;
 	s->listen_fd = -1;
 	if (sock->vfio)
-		return start_vvu(s, sock);
+		return server_vvu_start(s, sock);
 	if (sock->fd >= 0 && !sock->listening)
 		return serve_connected(s, sock->fd);
 	if (sock->fd >= 0) {
@@ -227,20 +214,14 @@ void server_get_tstats(const struct server *s, struct server_tstats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->kind = "unix";
-#if HAVE_VPCI
 	if (s->vvu)
 		server_vvu_tstats(s, out);
-#else
-	(void)s;
-#endif
 }
 
 void server_stop(struct server *s)
 {
-#if HAVE_VPCI
 	if (s->vvu)
 		server_vvu_stop(s);
-#endif
 	if (s->conn_fd >= 0)
 		end_session(s, -ECONNRESET);
 	if (s->listen_fd >= 0) {

@@ -112,7 +112,8 @@ static int bring_up(struct server *s)
 		}
 		if (rc == 0)
 			break;
-		if (++sv->faults >= VVU_MAX_FAULTS)
+		/* not a VVU device, or not one that can serve vsock: no retry will change that */
+		if (rc == -ENODEV || rc == -ENOTSUP || ++sv->faults >= VVU_MAX_FAULTS)
 			return rc;
 		log_warn("%s: setting up %s failed (%s); trying again (%u of %u)", s->name,
 			 sv->v.vf.name, strerror(-rc), sv->faults + 1, VVU_MAX_FAULTS);
@@ -177,12 +178,12 @@ static void on_rx(void *ctx, uint32_t events)
 {
 	struct server *s = ctx;
 	eventfd_t cnt;
-	int rc;
+	int rc = 0;
 
 	(void)events;
 	/* interrupts can be spurious or merged: the used ring alone says what came */
 	eventfd_read(s->vvu->rx_w.fd, &cnt);
-	for (;;) {
+	for (unsigned int n = 0; n < VVU_QUEUE_SIZE; n++) {
 		rc = s->in_session ? 0 : take_first(s);
 		if (rc == 0)
 			rc = vu_dev_process(&s->dev);
@@ -195,6 +196,11 @@ static void on_rx(void *ctx, uint32_t events)
 		if (rc < 0)
 			break;
 		s->vvu->faults = 0;
+	}
+	if (rc == 0) {
+		/* a device that never stops posting must not starve the loop: come back later */
+		eventfd_write(s->vvu->rx_w.fd, 1);
+		return;
 	}
 	restart(s, rc);
 }

@@ -34,13 +34,18 @@ static uint16_t used_idx_in_guest(const struct vu_dev *dev, unsigned int i)
 	return le16toh(idx);
 }
 
-bool vsock_event_guest_ran(const struct vu_dev *dev)
+void vsock_event_judge(const struct vu_dev *dev, struct vsock_event_watch *w, unsigned int index)
 {
-	for (unsigned int i = 0; i < VSOCK_EVENT_RING; i++) {
-		if (dev->vrings[i].base != 0 || used_idx_in_guest(dev, i) != 0)
-			return true;
-	}
-	return false;
+	const struct vu_vring *vr;
+
+	if (index >= VSOCK_EVENT_RING || w->judged[index])
+		return;
+	vr = &dev->vrings[index];
+	if (!vu_vring_ready(vr))
+		return;
+	w->judged[index] = true;
+	if (vr->base != 0 || used_idx_in_guest(dev, index) != 0)
+		w->guest_ran = true;
 }
 
 static bool event_ring_can_run(const struct vu_dev *dev)
@@ -49,7 +54,7 @@ static bool event_ring_can_run(const struct vu_dev *dev)
 
 	if (dev->ops->nqueues <= VSOCK_EVENT_RING || !vu_vring_ready(ev) || !ev->enabled)
 		return false;
-	return dev->vrings[0].addr_set && dev->vrings[1].addr_set;
+	return true;
 }
 
 static int event_vq_init(const struct vu_dev *dev, struct vq *vq)
@@ -142,12 +147,12 @@ out:
 	return rc;
 }
 
-void vsock_event_reset_if_reattached(struct vu_dev *dev, bool *done)
+void vsock_event_reset_if_reattached(struct vu_dev *dev, struct vsock_event_watch *w)
 {
-	if (*done || !event_ring_can_run(dev))
+	if (w->done || !w->judged[0] || !w->judged[1] || !event_ring_can_run(dev))
 		return;
-	*done = true;
-	if (vsock_event_guest_ran(dev) && post_event(dev, VSOCK_EVENT_TRANSPORT_RESET) > 0)
+	w->done = true;
+	if (w->guest_ran && post_event(dev, VSOCK_EVENT_TRANSPORT_RESET) > 0)
 		log_info("%s: the guest ran before this front end: told it the transport was reset "
 			 "(its old connections are gone)", dev->name);
 }

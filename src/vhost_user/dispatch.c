@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -500,6 +501,25 @@ static int handle_rem_mem_reg(struct vu_dev *dev, struct vu_msg *msg, struct vu_
  * without STATUS (QEMU sends both), so the status is kept and reported;
  * a driver that gave up (FAILED) is worth a line in the log.
  */
+/* The virtio status bits set in @status, in words (virtio 1.2 §2.1). */
+static const char *status_words(uint8_t status)
+{
+	static const char *const names[8] = {
+		"ACKNOWLEDGE", "DRIVER", "DRIVER_OK", "FEATURES_OK",
+		"bit 4", "bit 5", "DEVICE_NEEDS_RESET", "FAILED",
+	};
+	static __thread char buf[96];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < 8; i++) {
+		if (status & (1u << i))
+			off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s", off ? " " : "",
+						names[i]);
+	}
+	return off ? buf : "reset";
+}
+
 static int handle_set_status(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)
 {
 	uint64_t status = msg->payload.u64;
@@ -513,8 +533,11 @@ static int handle_set_status(struct vu_dev *dev, struct vu_msg *msg, struct vu_m
 	}
 	if ((status & VU_VIRTIO_STATUS_FAILED) && !(dev->status & VU_VIRTIO_STATUS_FAILED))
 		log_warn("%s: SET_STATUS: the guest driver marked the device FAILED", dev->name);
+	/* a few per session: each change says how far the guest driver got */
+	if (status != dev->status)
+		log_info("%s: SET_STATUS: 0x%02" PRIx64 " (%s)", dev->name, status,
+			 status_words((uint8_t)status));
 	dev->status = (uint8_t)status;
-	log_debug("%s: SET_STATUS: 0x%02x", dev->name, dev->status);
 	return 0;
 }
 

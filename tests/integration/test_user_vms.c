@@ -329,12 +329,63 @@ static void test_crosvm(void **state)
 	finish(f);
 }
 
+/*
+ * A crosvm-style front end re-attaches to a guest that already moved data:
+ * the daemon no longer holds its connections and says so on the event
+ * queue (one TRANSPORT_RESET); a new connection then works.
+ */
+static void test_crosvm_reattach_resets_transport(void **state)
+{
+	const struct uh_vm_spec spec = { .cid = 7 };
+	struct tfe_setup_opts so = {
+		.queue_size = 256,
+		.want_features = (1ull << TFE_F_VERSION_1) | F_EVENT_IDX,
+	};
+	struct tfe_vsock_opts o = { 0 };
+	struct tfe_vsock_conn *c;
+	struct uh_guest *g;
+	struct fx *f = *state;
+	int fd;
+
+	start(f, &spec, 1);
+	g = &f->g[0];
+	assert_int_equal(tfe_vm_open(&g->vm, f->h.sock[0], UH_GUEST_MEM, false, 5000), 0);
+	assert_int_equal(tfe_setup_crosvm(&g->vm, &so), 0);
+	g->cid = 7;
+	assert_int_equal(tfe_vsock_init(&g->vs, &g->vm.mem, &g->vm.vq[0], &g->vm.vq[1],
+					&g->vm.vq[2], 7, &o), 0);
+	g->open = true;
+	assert_int_equal(tfe_vsock_listen(&g->vs, 6000), 0);
+	fd = uh_host_connect(f->h.uds[0], 6000, SOCK_STREAM);
+	assert_true(fd >= 0);
+	assert_int_equal(tfe_vsock_accept(&g->vs, 6000, 5000, &c), 0);
+	assert_int_equal(uh_host_wait_ok(fd, g, 5000), 0);
+	assert_int_equal(uh_host_to_guest(g, c, fd, 256 * 1024, 120, 30000), 0);
+	close(fd);
+	assert_int_equal(g->vs.events, 0);
+	assert_int_equal(tfe_resume_crosvm(&g->vm, f->h.sock[0], &so, 5000), 0);
+	assert_int_equal(uh_wait_log(&f->h, "told it the transport was reset", 1, 5000), 0);
+	for (int i = 0; i < 50 && g->vs.events == 0; i++)
+		tfe_vsock_wait(&g->vs, 100);
+	assert_int_equal(g->vs.events, 1);
+	/* the device still works for a connection of the new session */
+	assert_int_equal(tfe_vsock_listen(&g->vs, 6001), 0);
+	fd = uh_host_connect(f->h.uds[0], 6001, SOCK_STREAM);
+	assert_true(fd >= 0);
+	assert_int_equal(tfe_vsock_accept(&g->vs, 6001, 5000, &c), 0);
+	assert_int_equal(uh_host_wait_ok(fd, g, 5000), 0);
+	assert_int_equal(uh_guest_to_host(g, c, fd, 256 * 1024, 121, 30000), 0);
+	close(fd);
+	finish(f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_siblings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sibling_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crosvm_reattach_resets_transport, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crosvm, setup, teardown),
 	};
@@ -343,3 +394,4 @@ int main(int argc, char **argv)
 		return 2;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
+

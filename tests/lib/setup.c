@@ -214,7 +214,7 @@ static int crosvm_negotiate(struct tfe_vm *vm, const struct tfe_setup_opts *o)
 	return rc;
 }
 
-static int crosvm_ring(struct tfe_vm *vm, unsigned int i, uint16_t qsize)
+static int crosvm_ring(struct tfe_vm *vm, unsigned int i, uint16_t qsize, uint16_t base)
 {
 	struct tfe_fe *fe = &vm->fe;
 	int rc;
@@ -225,7 +225,7 @@ static int crosvm_ring(struct tfe_vm *vm, unsigned int i, uint16_t qsize)
 		rc = step("crosvm", "SET_VRING_ADDR", i, ring_addr(vm, i));
 	if (rc == 0)
 		rc = step("crosvm", "SET_VRING_BASE", i,
-			  tfe_fe_set_vring_state(fe, VU_REQ_SET_VRING_BASE, i, 0));
+			  tfe_fe_set_vring_state(fe, VU_REQ_SET_VRING_BASE, i, base));
 	if (rc == 0)
 		rc = step("crosvm", "SET_VRING_CALL", i,
 			  tfe_fe_set_vring_fd(fe, VU_REQ_SET_VRING_CALL, i, fe->call[i]));
@@ -255,7 +255,36 @@ int tfe_setup_crosvm(struct tfe_vm *vm, const struct tfe_setup_opts *o)
 	if (rc == 0)
 		rc = step("crosvm", "SET_MEM_TABLE", 0, tfe_fe_set_mem_table(&vm->fe, &vm->mem));
 	for (unsigned int i = 0; i < 3 && rc == 0; i++)
-		rc = crosvm_ring(vm, i, qsize);
+		rc = crosvm_ring(vm, i, qsize, 0);
+	return rc;
+}
+
+int tfe_resume_crosvm(struct tfe_vm *vm, const char *path, const struct tfe_setup_opts *o,
+		      int timeout_ms)
+{
+	uint16_t qsize = vm->vq[0].num;
+	int rc;
+
+	if (vm->nvq != 3)
+		return -EINVAL;
+	tfe_fe_close(&vm->fe);
+	rc = step("crosvm resume", "connect", 0, tfe_fe_connect(&vm->fe, path, timeout_ms));
+	if (rc == 0) {
+		vm->fe.need_reply = o->need_reply;
+		rc = crosvm_negotiate(vm, o);
+	}
+	if (rc == 0)
+		rc = step("crosvm resume", "SET_FEATURES", 0,
+			  tfe_fe_set_u64(&vm->fe, VU_REQ_SET_FEATURES, vm->features_acked));
+	if (rc == 0)
+		rc = step("crosvm resume", "eventfds", 0, tfe_fe_eventfds(&vm->fe, 3));
+	for (unsigned int i = 0; i < 3 && rc == 0; i++)
+		tfe_vring_set_fds(&vm->vq[i], vm->fe.kick[i], vm->fe.call[i]);
+	if (rc == 0)
+		rc = step("crosvm resume", "SET_MEM_TABLE", 0, tfe_fe_set_mem_table(&vm->fe, &vm->mem));
+	/* every chain the old back end took was returned: it resumes at the used index */
+	for (unsigned int i = 0; i < 3 && rc == 0; i++)
+		rc = crosvm_ring(vm, i, qsize, le16toh(vm->vq[i].used->idx));
 	return rc;
 }
 

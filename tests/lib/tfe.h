@@ -491,6 +491,16 @@ int tfe_setup_qemu(struct tfe_vm *vm, const struct tfe_setup_opts *o);
 int tfe_setup_crosvm(struct tfe_vm *vm, const struct tfe_setup_opts *o);
 
 /**
+ * tfe_resume_crosvm() - the VMM reconnects to @path with the guest still
+ * running (after a back-end restart): a new connection, crosvm's
+ * negotiation, the same memory and rings, each ring resuming at its used
+ * index. The rings' kick and call eventfds are new.
+ * Return: 0 or the first failing step's error (logged).
+ */
+int tfe_resume_crosvm(struct tfe_vm *vm, const char *path, const struct tfe_setup_opts *o,
+		      int timeout_ms);
+
+/**
  * tfe_stop_qemu() - QEMU's stop: SET_VRING_ENABLE 0 on rings 0 and 1, then
  * GET_VRING_BASE on each; @base (may be NULL) gets the two answers.
  * Return: 0 or the first error.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Real-peer test of the kernel engine: boots Debian's 6.1 kernel under
+# Real-peer test of the kernel engine: boots Debian's 6.1 (or 6.12) kernel under
 # QEMU/TCG, loads vhost_vsock there, and runs the host-built
 #   $VUV_BUILD/tests/peers/kernel_engine_check --daemon $VUV_BUILD/vhost-user-vsock --workdir /tmp
 # in the guest, with the host's root shared read-only over 9p so the
@@ -16,7 +16,11 @@
 # Environment: VUV_BUILD (default <repo>/build/gcc), VUV_CACHE and VUV_LOGS
 # (rig/lib.sh), VUV_PEER_TIMEOUT (host limit for QEMU, s, default 240),
 # VUV_GUEST_TIMEOUT (in-guest limit for the test, s, default 150),
-# VUV_PEER_VERBOSE=1 (echo the console live).
+# VUV_PEER_VERBOSE=1 (echo the console live), VUV_QEMU (host: the
+# machine's QEMU 7.2, default; sid: QEMU 11.1 from rig/sid-chroot.sh, the
+# 9p root then exported from the chroot's /host) and VUV_KERNEL (6.1,
+# default, or 6.12: the guest kernel, whose vhost_vsock is the peer);
+# other than host + 6.1, logs carry the combination in their names.
 #
 # Verdict: the markers the test prints (PASS:/FAIL: lines and the final
 # "kernel-engine: N passed, M failed"), plus init's "run exit=0"; never
@@ -42,9 +46,13 @@ name='kernel-engine'
 
 fail() {
 	echo "FAIL: $*"
-	echo "$name: FAIL"
+	echo "$name${RIG_PEER_TAG:-}: FAIL"
 	exit 1
 }
+rig_peers || fail "peers (VUV_QEMU/VUV_KERNEL)"
+# Log and image names: the plain ones for the default peers.
+base=$name
+[ "$VUV_QEMU,$VUV_KERNEL" = host,6.1 ] || base=$name-$RIG_PEER_ID
 
 build=$(cd "${VUV_BUILD:-$rig_repo/build/gcc}" 2>/dev/null && pwd -P) ||
 	fail "VUV_BUILD=${VUV_BUILD:-$rig_repo/build/gcc} is not a build directory"
@@ -82,7 +90,7 @@ kernel=$VMLINUZ
 t_kernel=$(rig_elapsed "$t0")
 
 t0=$(rig_now)
-initrd=$VUV_CACHE/initrd/$name.cpio.gz
+initrd=$VUV_CACHE/initrd/$base.cpio.gz
 mod_order=$("$rig_dir/make-initramfs.sh" -k "$tree" -o "$initrd" -m "$RIG_MODS_L1") ||
 	fail "cannot build the initramfs"
 t_initrd=$(rig_elapsed "$t0")
@@ -96,9 +104,9 @@ if [ ${#keep[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$VUV_LOGS"
-log=$VUV_LOGS/$name.log
-rm -f "$VUV_LOGS/$name".dump.*
-echo "$name: booting $(basename "$kernel") under TCG (limit ${host_limit}s), console in $log"
+log=$VUV_LOGS/$base.log
+rm -f "$VUV_LOGS/$base".dump.*
+echo "$name$RIG_PEER_TAG: QEMU $RIG_QEMU_VERSION booting $(basename "$kernel") under TCG (limit ${host_limit}s), console in $log"
 rig_boot "$log" "$host_limit" "${RIG_QEMU_BASE[@]}" "${RIG_QEMU_9P[@]}" -m 1G -smp 2 \
 	-kernel "$kernel" -initrd "$initrd" -append "$append"
 
@@ -112,19 +120,19 @@ case $RIG_QEMU_RC in
 	;;
 *) echo "note: QEMU exited with status $RIG_QEMU_RC" ;;
 esac
-dumps=$(rig_split_dumps "$log" "$VUV_LOGS/$name.dump.")
+dumps=$(rig_split_dumps "$log" "$VUV_LOGS/$base.dump.")
 
 boot=- run_s=-
 [ -z "$RIG_T_RUN" ] || boot=$(rig_elapsed "$RIG_T_LAUNCH" "$RIG_T_RUN")
 [ -z "$RIG_T_RUN" ] || [ -z "$RIG_T_EXIT" ] || run_s=$(rig_elapsed "$RIG_T_RUN" "$RIG_T_EXIT")
-echo "$name: timings: kernel fetch ${t_kernel}s, initramfs ${t_initrd}s, boot ${boot}s," \
+echo "$name$RIG_PEER_TAG: timings: kernel fetch ${t_kernel}s, initramfs ${t_initrd}s, boot ${boot}s," \
 	"run ${run_s}s, QEMU $(rig_elapsed "$RIG_T_LAUNCH" "$RIG_T_END")s, total $(rig_elapsed "$t_start")s"
-echo "$name: console log $log"
-[ -z "$dumps" ] || echo "$name: guest files: ${dumps//$'\n'/ }"
+echo "$name$RIG_PEER_TAG: console log $log"
+[ -z "$dumps" ] || echo "$name$RIG_PEER_TAG: guest files: ${dumps//$'\n'/ }"
 if [ "$verdict" != 0 ]; then
 	echo "--- last console lines (without dumped files):"
 	rig_console "$log" | tail -n 25
-	echo "$name: FAIL"
+	echo "$name$RIG_PEER_TAG: FAIL"
 	exit 1
 fi
-echo "$name: PASS"
+echo "$name$RIG_PEER_TAG: PASS"

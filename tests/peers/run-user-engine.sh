@@ -6,7 +6,7 @@
 #   host_peer --uds $W/vm.vsock                        (host helper, listens first)
 #   vhost-user-vsock --socket $W/vu.sock --guest-cid 3 --uds-path $W/vm.vsock
 #   qemu-system-x86_64 -accel tcg ... memfd share=on -device vhost-user-vsock-pci
-# and QEMU boots Debian's 6.1 kernel with a busybox initramfs (virtio_pci +
+# and QEMU boots Debian's 6.1 (or 6.12) kernel with a busybox initramfs (virtio_pci +
 # vmw_vsock_virtio_transport, no 9p) whose /init runs the static
 # tests/peers/user/guest_vsock_check. The guest drives the cases over a
 # vsock control connection to the host helper (tests/peers/user/peer_io.h).
@@ -24,7 +24,11 @@
 # demo boots once),
 # VUV_DAEMON (the daemon to run, default $VUV_BUILD/vhost-user-vsock; e.g.
 # an ASan build's, which the host can run while the guest program cannot),
-# VUV_PEER_VERBOSE=1 (echo the console live).
+# VUV_PEER_VERBOSE=1 (echo the console live),
+# VUV_QEMU (host: the machine's QEMU 7.2, default; sid: QEMU 11.1 from the
+# sid chroot, rig/sid-chroot.sh) and VUV_KERNEL (6.1, default, or 6.12: the
+# guest kernel, rig/fetch-kernel.sh); other than host + 6.1, logs carry the
+# combination in their names (user-engine-qemu-11.1-linux-6.12.log).
 #
 # Verdict, for each of the QEMU front ends booted one after the other
 # against the same daemon: the guest's markers (PASS:/FAIL:, "user-engine:
@@ -45,6 +49,10 @@ for a in "$@"; do
 	esac
 done
 name=user-engine
+rig_peers || { echo "FAIL: peers (VUV_QEMU/VUV_KERNEL)"; echo "$name: FAIL"; exit 1; }
+# Log and image names: the plain ones for the default peers.
+base=$name
+[ "$VUV_QEMU,$VUV_KERNEL" = host,6.1 ] || base=$name-$RIG_PEER_ID
 host_limit=${VUV_PEER_TIMEOUT:-150}
 guest_budget=${VUV_GUEST_TIMEOUT:-110}
 bulk=${VUV_USER_BULK:-4194304}
@@ -52,7 +60,7 @@ cid=3
 
 fail() {
 	echo "FAIL: $*"
-	echo "$name: FAIL"
+	echo "$name$RIG_PEER_TAG: FAIL"
 	exit 1
 }
 # say TEXT - a progress line (plain words in --demo, terse otherwise).
@@ -76,12 +84,12 @@ for tool in qemu-system-x86_64 timeout awk readelf; do
 done
 
 t0=$(rig_now)
-say "Fetching Debian's 6.1 guest kernel (cached after the first run) ..."
+say "Fetching Debian's $VUV_KERNEL guest kernel (cached after the first run) ..."
 tree=$("$rig_dir/fetch-kernel.sh" --vmlinux) || fail "cannot fetch the guest kernel"
 rig_kernel_vars "$tree" || fail "bad kernel tree $tree"
 t_kernel=$(rig_elapsed "$t0")
 t0=$(rig_now)
-initrd=$VUV_CACHE/initrd/$name.cpio.gz
+initrd=$VUV_CACHE/initrd/$base.cpio.gz
 mod_order=$("$rig_dir/make-initramfs.sh" -k "$tree" -o "$initrd" -m "$RIG_MODS_L2" \
 	-f "$guest:/bin/guest_vsock_check") || fail "cannot build the initramfs"
 t_initrd=$(rig_elapsed "$t0")
@@ -91,8 +99,8 @@ work=$(mktemp -d /tmp/vuv-user.XXXXXX)
 uds=$work/vm.vsock
 sock=$work/vu.sock
 mkdir -p "$VUV_LOGS"
-rm -f "$VUV_LOGS/$name.log" "$VUV_LOGS/$name".*.log
-dlog=$VUV_LOGS/$name.daemon.log
+rm -f "$VUV_LOGS/$base.log" "$VUV_LOGS/$base".*.log
+dlog=$VUV_LOGS/$base.daemon.log
 helper_pid='' daemon_pid=''
 cleanup() {
 	[ -z "$helper_pid" ] || kill "$helper_pid" 2>/dev/null || true
@@ -126,8 +134,8 @@ run_hotplug=$(rig_join_commas /bin/guest_vsock_check --cid "$cid" \
 boot_guest() {
 	local n=$1 sfx='' rc=0 hrc boot=- run_s=-
 	[ "$n" = 1 ] || sfx=.$n
-	log=$VUV_LOGS/$name$sfx.log
-	hlog=$VUV_LOGS/$name$sfx.host.log
+	log=$VUV_LOGS/$base$sfx.log
+	hlog=$VUV_LOGS/$base$sfx.host.log
 	# The host helper listens before the guest starts: guest connections to
 	# host ports must find their Unix listeners.
 	"$helper" --uds "$uds" --timeout "$((host_limit + 10))" >"$hlog" 2>&1 &
@@ -138,7 +146,7 @@ boot_guest() {
 	fi
 	say "Host helper listening on ${uds}_5000 (guest connections to host port P go to ${uds}_P)."
 	say "Booting a Linux guest under QEMU (TCG) with -device vhost-user-vsock-pci ..."
-	[ "$demo" = 1 ] || echo "$name: front end $n: booting $(basename "$VMLINUX") under TCG" \
+	[ "$demo" = 1 ] || echo "$name$RIG_PEER_TAG: front end $n: QEMU $RIG_QEMU_VERSION booting $(basename "$VMLINUX") under TCG" \
 		"(limit ${host_limit}s), console in $log"
 	# The second front end has DIMM slots: a DIMM is plugged while the bulk
 	# cases stream and unplugged before the guest finishes (memory slots,
@@ -202,6 +210,25 @@ check_mem_slots() {
 	return 1
 }
 
+# check_front_end_protocol - what the front end sent beyond the basics, from
+# the daemon's log. QEMU >= 8 takes RESET_DEVICE and STATUS when offered:
+# it resets the device around each start and sets FEATURES_OK after the
+# features (11.1 sends no DRIVER_OK for vsock), and every session above
+# still had to pass after those resets.
+check_front_end_protocol() {
+	local resets ready major=${RIG_QEMU_VERSION%%.*}
+	resets=$(grep -c 'RESET_DEVICE: resetting the device' "$dlog" || true)
+	ready=$(grep -c 'SET_STATUS: 0x[0-9a-f]* (.*FEATURES_OK' "$dlog" || true)
+	echo "INFO: QEMU ${RIG_QEMU_VERSION:-?} sent RESET_DEVICE $resets times, a FEATURES_OK status $ready times"
+	[ "${major:-0}" -ge 8 ] 2>/dev/null || return 0
+	if [ "$resets" -ge 1 ] && [ "$ready" -ge "$1" ]; then
+		echo "PASS: reset-device-and-status (device reset and reconfigured, the driver's FEATURES_OK status in every session)"
+		return 0
+	fi
+	echo "FAIL: reset-device-and-status: $resets RESET_DEVICE and $ready FEATURES_OK status lines for $1 sessions ($dlog)"
+	return 1
+}
+
 # Two front ends one after the other: the daemon must serve the next VMM
 # with a fresh guest after the first one left (issue 5, item 5).
 boots=${VUV_USER_BOOTS:-2}
@@ -214,6 +241,7 @@ for n in $(seq "$boots"); do
 	boot_guest "$n" || { verdict=1; break; }
 	kill -0 "$daemon_pid" 2>/dev/null || break
 done
+[ "$verdict" != 0 ] || check_front_end_protocol "$boots" || verdict=1
 
 # After its last front end left, the daemon is still serving, and it stops
 # cleanly on SIGTERM.
@@ -259,8 +287,8 @@ if [ "$demo" = 1 ]; then
 	exit "$verdict"
 fi
 grep -E '^INFO: guest negotiated' "$log" | head -n 1 || true
-echo "$name: timings: $timings"
-echo "$name: logs in $VUV_LOGS: $(cd "$VUV_LOGS" && printf '%s ' "$name".log "$name".*.log)"
+echo "$name$RIG_PEER_TAG: timings: $timings"
+echo "$name$RIG_PEER_TAG: logs in $VUV_LOGS: $(cd "$VUV_LOGS" && printf '%s ' "$base".log "$base".*.log)"
 if [ "$verdict" != 0 ]; then
 	echo "--- failed run: console $log, host helper $hlog"
 	echo "--- last console lines:"
@@ -269,7 +297,7 @@ if [ "$verdict" != 0 ]; then
 	tail -n 15 "$dlog"
 	echo "--- host helper:"
 	tail -n 15 "$hlog"
-	echo "$name: FAIL"
+	echo "$name$RIG_PEER_TAG: FAIL"
 	exit 1
 fi
-echo "$name: PASS"
+echo "$name$RIG_PEER_TAG: PASS"

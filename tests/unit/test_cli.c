@@ -414,6 +414,8 @@ static void test_fd_refused(void **state)
 		{ { "--fd", lnum, "--vm", "socket=/a,uds-path=/u", NULL }, "--fd serves a single device" },
 		{ { "--fd", lnum, "--config", "/nonexistent.yaml", NULL }, "--fd serves a single device" },
 		{ { "--fd", lnum, NULL }, "--cid N is required" },
+		{ { "--vfio", "bogus", "--cid", "3", NULL }, "not a PCI device name" },
+		{ { "--vfio", "0000:00:05", "--uds-path", "/u", NULL }, "not a PCI device name" },
 	};
 
 	check_refusals(cases, sizeof(cases) / sizeof(cases[0]));

@@ -652,10 +652,12 @@ static int kern_ring_changed(struct vu_dev *dev, unsigned int index)
 static int kern_vring_changed(struct vu_dev *dev, unsigned int index)
 {
 	struct kern_engine *k = dev->priv;
-	int rc = kern_ring_changed(dev, index);
+	int rc;
 
+	vsock_event_judge(dev, &k->events, index);
+	rc = kern_ring_changed(dev, index);
 	if (rc == 0)
-		vsock_event_reset_if_reattached(dev, &k->event_reset_done);
+		vsock_event_reset_if_reattached(dev, &k->events);
 	return rc;
 }
 
@@ -711,7 +713,7 @@ static void kern_reset(struct vu_dev *dev)
 {
 	struct kern_engine *k = dev->priv;
 
-	k->event_reset_done = false;
+	memset(&k->events, 0, sizeof(k->events));
 	if (k->vhost_fd < 0)
 		return;
 	if (stop_device(k, dev->name, "reset") < 0)
@@ -772,7 +774,7 @@ int kern_engine_open(struct kern_engine *k)
 		kern_engine_close(k);
 	}
 	k->session = true;
-	k->event_reset_done = false;
+	memset(&k->events, 0, sizeof(k->events));
 	rc = open_device(k);
 	if (rc < 0)
 		k->session = false;

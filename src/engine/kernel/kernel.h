@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/event_queue.h"
 #include "vhost_user/dispatch.h"
 
 /* The kernel runs rx (0) and tx (1); the event queue (2) never reaches it. */
@@ -58,7 +59,7 @@ struct kern_engine {
 	uint64_t kernel_features;  /* VHOST_GET_FEATURES at open */
 	bool running;              /* SET_RUNNING(1) done */
 	bool session;              /* between kern_engine_open and kern_engine_close */
-	bool event_reset_done;     /* this session's TRANSPORT_RESET decision is made */
+	struct vsock_event_watch events; /* TRANSPORT_RESET for a guest that ran before */
 	struct kern_ring_prog prog[KERN_NRINGS];
 };
 

@@ -1001,10 +1001,13 @@ static int u_ring_changed(struct vu_dev *vu, unsigned int index);
 /* The guest learns of connections it can no longer have, whichever ring changed. */
 static int u_vring_changed(struct vu_dev *vu, unsigned int index)
 {
-	int rc = u_ring_changed(vu, index);
+	struct udev *d = dev_of(vu);
+	int rc;
 
+	vsock_event_judge(vu, &d->events, index);
+	rc = u_ring_changed(vu, index);
 	if (rc == 0)
-		vsock_event_reset_if_reattached(vu, &dev_of(vu)->event_reset_done);
+		vsock_event_reset_if_reattached(vu, &d->events);
 	return rc;
 }
 
@@ -1094,7 +1097,7 @@ static void u_reset(struct vu_dev *vu)
 {
 	struct udev *d = dev_of(vu);
 
-	d->event_reset_done = false;
+	memset(&d->events, 0, sizeof(d->events));
 	udev_reset(d, "device reset");
 }
 
@@ -1124,7 +1127,7 @@ int udev_attach(void *priv)
 	struct udev *d = priv;
 
 	d->vu = NULL;
-	d->event_reset_done = false;
+	memset(&d->events, 0, sizeof(d->events));
 	return 0;
 }
 

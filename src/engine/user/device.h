@@ -40,10 +40,12 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "engine/event_queue.h"
 #include "engine/user/conn_table.h"
 #include "engine/user/hybrid.h"
 #include "engine/user/sibling.h"
 #include "loop/loop.h"
+#include "engine/event_queue.h"
 #include "vhost_user/dispatch.h"
 #include "virtq/split.h"
 
@@ -102,7 +104,7 @@ struct udev {
 	struct vu_dev *vu;        /* the session the hooks were last called for */
 	uint64_t features;        /* acked virtio features */
 	bool failed;              /* a ring broke; nothing runs until a stop or reset */
-	bool event_reset_done;    /* this session's TRANSPORT_RESET decision is made */
+	struct vsock_event_watch events; /* TRANSPORT_RESET for a guest that ran before */
 	struct conn_table ct;
 	struct udev_ring ring[UDEV_NRINGS];
 	struct hybrid hy;

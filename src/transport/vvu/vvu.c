@@ -39,7 +39,7 @@ static void close_fds(int *fds, unsigned int n)
 	}
 }
 
-int vvu_open(struct vvu *v, vfio_open_fn open, const char *name, unsigned int nq)
+int vvu_open(struct vvu *v, vfio_open_fn opener, const char *name, unsigned int nq)
 {
 	int rc;
 
@@ -48,14 +48,16 @@ int vvu_open(struct vvu *v, vfio_open_fn open, const char *name, unsigned int nq
 		v->call_fd[i] = -1;
 		v->err_fd[i] = -1;
 	}
-	if (nq == 0 || nq > VU_MAX_QUEUES)
+	if (nq == 0 || nq > VU_MAX_QUEUES) {
+		log_err("vvu: %u vhost-user queues asked for (1 to %u)", nq, VU_MAX_QUEUES);
 		return -EINVAL;
+	}
 	v->nq = nq;
-	if (!open) {
+	if (!opener) {
 		log_err("--vfio %s: this build has no VFIO support", name);
 		return -ENOTSUP;
 	}
-	rc = open(&v->vf, name);
+	rc = opener(&v->vf, name);
 	if (rc < 0)
 		return rc; /* the opener said why */
 	v->vf_open = true;

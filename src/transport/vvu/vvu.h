@@ -153,8 +153,8 @@ int vvu_msg_to_buffer(const struct vu_msg *msg, uint8_t *buf, uint32_t cap);
 
 /* ---- the device ---- */
 
-/** vvu_open() - open the VFIO device @name through @open; serve @nq vhost-user queues. */
-int vvu_open(struct vvu *v, vfio_open_fn open, const char *name, unsigned int nq);
+/** vvu_open() - open the VFIO device @name through @opener; serve @nq vhost-user queues. */
+int vvu_open(struct vvu *v, vfio_open_fn opener, const char *name, unsigned int nq);
 
 /**
  * vvu_start() - probe and check the device, handshake (PROTOCOLS.md §5.3),

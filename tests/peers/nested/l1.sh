@@ -9,6 +9,16 @@
 #
 #   l1.sh --daemon PATH --xfer PATH --vsock-test PATH --kernel VMLINUX
 #         --initrd L2.cpio.gz [--cid N] [--bytes N] [--boot-wait S]
+#         [--sid-root DIR] [--l2-quiet 0|1] [--l2-extra WORD[+WORD]...]
+#
+# --sid-root: L2's QEMU is the sid chroot's at DIR (rig/sid-chroot.sh qemu,
+# QEMU 11.1) instead of the host's; the chroot is seen read-only through
+# the 9p root, so the mount points for the kernel's and initramfs's
+# directories must have been made on L0 (sid-chroot.sh prepare).
+# --l2-quiet 0: L2's kernel log on the console (diagnosis; slower).
+# --l2-extra: more words for L2's kernel command line, '+' between them.
+# L2 always gets no_timer_check: at load average 14 an L2 6.1 panicked with
+# "IO-APIC + timer doesn't work!" (its boot-time timer check ran too slowly).
 #
 # L2 boot 1 (l2.sh data): local CID; L2 -> (2, P1) and L1 -> (CID, Q1),
 # BYTES each way, with the daemon's CPU time and context switches sampled
@@ -34,7 +44,7 @@ set -uo pipefail
 
 W=/tmp
 cid=3 bytes=$((16 << 20)) small=$((1 << 20)) boot_wait=300
-daemon='' xfer='' vt='' kernel='' initrd=''
+daemon='' xfer='' vt='' kernel='' initrd='' sid_root='' l2_quiet=quiet l2_extra=''
 P1=5101 Q1=5102 P2=5201 Q2=5202 CTL_FWD=5000 CTL_REV=5001
 # "Flat": the daemon is off the data path, so a transfer of BYTES each way
 # may cost it at most this much (a daemon on the data path would wake per
@@ -51,6 +61,9 @@ while [ $# -gt 0 ]; do
 	--cid) cid=$2 ;;
 	--bytes) bytes=$2 ;;
 	--boot-wait) boot_wait=$2 ;;
+	--sid-root) sid_root=$2 ;;
+	--l2-quiet) [ "$2" = 0 ] && l2_quiet=loglevel=7 ;;
+	--l2-extra) l2_extra=" ${2//+/ }" ;;
 	*) echo "l1: unknown argument $1" && exit 2 ;;
 	esac
 	shift 2 || { echo "l1: $1 needs a value" && exit 2; }
@@ -127,21 +140,38 @@ daemon_start() {
 	return 1
 }
 
-# daemon_sample - "TICKS SWITCHES": utime+stime of the whole process
-# (/proc/PID/stat fields 14 and 15, after the comm in parentheses) and the
-# voluntary + involuntary context switches of all its threads.
+# daemon_sample - "TICKS SWITCHES": utime+stime (/proc/PID/task/TID/stat
+# fields 14 and 15, after the comm in parentheses) and voluntary +
+# involuntary context switches, summed over the daemon's own threads.
+# Since Linux 6.4 the kernel's vhost worker is a thread of the process that
+# called VHOST_SET_OWNER (a vhost_task, comm "vhost-PID"): it is the data
+# path itself, so it is left out (with 6.12 it did ~750 switches and ~0.7 s
+# per 16 MiB each way; 6.1's worker is a kernel thread, outside the process).
 daemon_sample() {
-	local stat f k v cs=0 fields
-	stat=$(cat "/proc/$dpid/stat" 2>/dev/null) || return 1
-	read -r -a fields <<<"${stat##*) }"
-	for f in /proc/"$dpid"/task/*/status; do
+	local t stat comm k v cs=0 ticks=0 fields
+	[ -d "/proc/$dpid/task" ] || return 1
+	for t in /proc/"$dpid"/task/*; do
+		comm=$(cat "$t/comm" 2>/dev/null) || continue
+		case $comm in vhost-*) continue ;; esac
+		stat=$(cat "$t/stat" 2>/dev/null) || continue
+		read -r -a fields <<<"${stat##*) }"
+		ticks=$((ticks + fields[11] + fields[12]))
 		while read -r k v; do
 			case $k in
 			voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) cs=$((cs + v)) ;;
 			esac
-		done <"$f"
+		done <"$t/status"
 	done
-	echo "$((fields[11] + fields[12])) $cs"
+	echo "$ticks $cs"
+}
+
+# vhost_threads - the daemon's vhost worker threads (comm vhost-*), for the record.
+vhost_threads() {
+	local t n=0
+	for t in /proc/"$dpid"/task/*; do
+		case $(cat "$t/comm" 2>/dev/null) in vhost-*) n=$((n + 1)) ;; esac
+	done
+	echo "$n"
 }
 
 # ------------------------------------------------------------------------
@@ -172,12 +202,12 @@ l2_launch() {
 	l2_reader "$n" <"$fifo" &
 	pids+=($!)
 	t_launch[n]=$(rig_now)
-	timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 256M -smp 1 \
+	timeout -k 5 "$limit" "${l2_qemu[@]}" -accel tcg -m 256M -smp 1 \
 		-display none -serial stdio -monitor none -no-reboot \
 		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
 		-chardev socket,id=vu,path="$W/vu.sock" -device vhost-user-vsock-pci,chardev=vu \
 		-kernel "$kernel" -initrd "$initrd" "$@" \
-		-append "console=ttyS0 quiet panic=-1 rig.run=$run" </dev/null >"$fifo" 2>&1 &
+		-append "console=ttyS0 $l2_quiet panic=-1 no_timer_check$l2_extra rig.run=$run" </dev/null >"$fifo" 2>&1 &
 	qpid[n]=$!
 	pids+=("${qpid[n]}")
 }
@@ -242,6 +272,8 @@ judge_vt() {
 	local name=$1 log=$2 rc=$3 n=$4 step=$5 l2rc ok
 	l2rc=$(l2_step "$n" "$step")
 	ok=$(grep -cE '^[0-9]+ - .*\.\.\.ok$' "$log")
+	# Every case's own result line, for the record.
+	grep -E '^[0-9]+ - ' "$log" | sed "s/^/INFO: $name: /"
 	if [ "$vt_cases" -le 0 ]; then
 		fail "$name" "vsock_test --list names no cases"
 	elif [ "$rc" != 0 ]; then
@@ -269,6 +301,7 @@ judge_flat() {
 	dc=$((${s1#* } - ${s0#* }))
 	info "daemon during L2 boot 1 (vhost-user set-up): CPU +$((${b1% *} - ${b0% *})) ticks," \
 		"context switches +$bc"
+	info "daemon's vhost worker threads (left out of the counts): $(vhost_threads)"
 	info "daemon during $bytes bytes each way: CPU +$dt ticks (CLK_TCK $(getconf CLK_TCK))," \
 		"context switches +$dc; before '$s0', after '$s1' (ticks switches)"
 	if [ "$bc" -le 0 ]; then
@@ -285,10 +318,10 @@ judge_flat() {
 
 boot1() {
 	local lpid vtpid lrc crc vtrc vrev s0 s1 b0 b1 xrc rc
-	"$xfer" listen "$P1" "$bytes" --wait "$boot_wait" --timeout 120 --peer "$cid" \
+	"$xfer" listen "$P1" "$bytes" --wait "$boot_wait" --timeout 300 --peer "$cid" \
 		>"$W/xfer-l1-listen-1.log" 2>&1 &
 	lpid=$!
-	timeout -k 5 $((boot_wait + 300)) "$vt" --mode=server --control-port="$CTL_FWD" \
+	timeout -k 5 $((boot_wait + 900)) "$vt" --mode=server --control-port="$CTL_FWD" \
 		--peer-cid="$cid" >"$W/vt-l1-server.log" 2>&1 &
 	vtpid=$!
 	pids+=("$lpid" "$vtpid")
@@ -314,7 +347,7 @@ boot1() {
 	judge_xfer l2-to-l1 "$W/xfer-l1-listen-1.log" "$lrc" 1 connect connect
 
 	s0=$(daemon_sample)
-	"$xfer" connect "$cid" "$Q1" "$bytes" --wait 60 --timeout 120 >"$W/xfer-l1-connect-1.log" 2>&1
+	"$xfer" connect "$cid" "$Q1" "$bytes" --wait 60 --timeout 300 >"$W/xfer-l1-connect-1.log" 2>&1
 	xrc=$?
 	s1=$(daemon_sample)
 	l2_wait 1 '^l2-step: listen exit=' 30
@@ -328,7 +361,7 @@ boot1() {
 
 	# slirp accepts the forwarded connect before L2 listens: wait for it.
 	if l2_wait 1 'Control socket listening' 60; then
-		timeout -k 5 150 "$vt" --mode=client --control-host=127.0.0.1 \
+		timeout -k 5 600 "$vt" --mode=client --control-host=127.0.0.1 \
 			--control-port="$CTL_REV" --peer-cid="$cid" >"$W/vt-l1-client.log" 2>&1
 		vrev=$?
 	else
@@ -422,7 +455,13 @@ for f in "$daemon" "$xfer" "$vt" "$kernel" "$initrd"; do
 	fi
 done
 vt_cases=$("$vt" --list 2>/dev/null | grep -cE '^[0-9]+'$'\t')
-info "L1 $(uname -r), $(nproc) CPUs; daemon $daemon --cid $cid; vsock_test lists $vt_cases cases"
+l2_qemu=(qemu-system-x86_64)
+if [ -n "$sid_root" ]; then
+	l2_qemu=(env "RIG_SID_ROOT=$sid_root" "RIG_SID_BINDS=$(dirname "$kernel"):$(dirname "$initrd")"
+		"$rig_dir/sid-chroot.sh" qemu)
+fi
+info "L1 $(uname -r), $(nproc) CPUs; daemon $daemon --cid $cid; vsock_test lists $vt_cases cases;" \
+	"L2's QEMU: $("${l2_qemu[@]}" --version 2>&1 | head -n 1)"
 daemon_start || finish
 pass daemon-start "socket $W/vu.sock"
 t=$(rig_now)

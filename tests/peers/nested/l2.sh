@@ -42,8 +42,8 @@ net_up() {
 
 xfer_steps() { # CID P Q BYTES
 	step cid nested_xfer cid "$1"
-	step connect nested_xfer connect 2 "$2" "$4" --wait 30 --timeout 120
-	step listen nested_xfer listen "$3" "$4" --wait 60 --timeout 120 --peer 2
+	step connect nested_xfer connect 2 "$2" "$4" --wait 30 --timeout 300
+	step listen nested_xfer listen "$3" "$4" --wait 60 --timeout 300 --peer 2
 }
 
 mode=${1:-}
@@ -52,9 +52,9 @@ data)
 	[ $# -eq 7 ] || { echo "l2: usage: l2.sh data CID P Q BYTES CTL_FWD CTL_REV"; exit 2; }
 	step net net_up
 	xfer_steps "$2" "$3" "$4" "$5"
-	step vt-client timeout 150 vsock_test --mode=client --control-host=10.0.2.2 \
+	step vt-client timeout 600 vsock_test --mode=client --control-host=10.0.2.2 \
 		--control-port="$6" --peer-cid=2
-	step vt-server timeout 150 vsock_test --mode=server --control-port="$7" --peer-cid=2
+	step vt-server timeout 600 vsock_test --mode=server --control-port="$7" --peer-cid=2
 	echo "l2: done failed=$failed"
 	# l1.sh stops QEMU now; init must not power off first.
 	sleep 600

@@ -9,7 +9,11 @@
 #   $VUV_CACHE                 default <repo>/build/peers-cache
 #     kernel/<kver>/           an unpacked linux-image .deb + modules.dep
 #       .rig-complete          "package version", written last
-#     kernel/current           symlink to the kernel in use
+#     kernel/current           symlink to the 6.1 kernel in use
+#     kernel/current-6.12      symlink to the 6.12 kernel in use
+#     apt-trixie/              apt's own sources.list, lists, caches for trixie
+#     linux-source-6.12/       the unpacked linux-source-6.12 .deb (vsock_test)
+#     sid-chroot/root          Debian sid chroot with QEMU 11.1 (sid-chroot.sh)
 #     initrd/<name>.cpio.gz    initramfs images (rebuilt every run, ~0.2 s)
 #   $VUV_LOGS                  default <repo>/build/peers-logs
 #
@@ -68,12 +72,13 @@ rig_mod_order() {
 	done | awk '!seen[$0]++'
 }
 
-# rig_mod_names FILE... - the comma list of module file names (no .ko) for
-# rig.mods=, in the given order.
+# rig_mod_names FILE... - the comma list of module file names (no .ko or
+# .ko.xz) for rig.mods=, in the given order.
 rig_mod_names() {
 	local f names=()
 	for f in "$@"; do
 		f=$(basename "$f")
+		f=${f%.xz}
 		names+=("${f%.ko}")
 	done
 	local IFS=,
@@ -99,6 +104,24 @@ rig_join_commas() {
 	printf '%s\n' "$*"
 }
 
+# rig_apt_trixie - set RIG_APT_TRIXIE, the apt-get/apt-cache options that
+# use Debian 13 (trixie) through files of the rig's own under
+# $VUV_CACHE/apt-trixie (created here): the machine's apt sources, lists
+# and caches are never read for packages nor written.
+rig_apt_trixie() {
+	local d=$VUV_CACHE/apt-trixie
+	mkdir -p "$d/lists/partial" "$d/archives/partial" "$d/cache"
+	[ -s "$d/sources.list" ] ||
+		echo 'deb http://deb.debian.org/debian trixie main' >"$d/sources.list"
+	RIG_APT_TRIXIE=(-o "Dir::Etc::sourcelist=$d/sources.list" -o Dir::Etc::sourceparts=-
+		-o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d/cache"
+		-o "Dir::Cache::Archives=$d/archives")
+}
+
+# The QEMU command rig_boot runs (before its arguments): the host's by
+# default; rig_peers sets the sid chroot's for VUV_QEMU=sid.
+RIG_QEMU=(qemu-system-x86_64)
+
 # QEMU arguments every rig guest uses: TCG, serial console on stdout (for
 # rig_boot), no monitor, no network, and exit instead of reboot. Add -m,
 # -smp, -kernel, -initrd, -append and devices.
@@ -107,12 +130,52 @@ RIG_QEMU_BASE=(-accel tcg -display none -serial stdio -monitor none -no-reboot -
 # shellcheck disable=SC2054 # one -virtfs value with commas
 RIG_QEMU_9P=(-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
 
+# rig_peers - the peers a run uses, from VUV_QEMU (host: the machine's
+# qemu-system-x86_64, Debian 12's 7.2; sid: the sid chroot's, 11.1, built
+# or checked here by sid-chroot.sh ensure) and VUV_KERNEL (6.1: Debian 12's
+# guest kernel; 6.12: Debian 13's; fetch-kernel.sh reads it). Sets
+# RIG_QEMU and RIG_QEMU_9P for that QEMU, RIG_QEMU_VERSION (e.g. 11.1.3),
+# RIG_PEER_TAG (e.g. "[qemu-11.1,linux-6.12]", for verdict lines),
+# RIG_PEER_ID (e.g. qemu-11.1-linux-6.12, for file names) and
+# RIG_SID_ROOT (the chroot, empty for the host's QEMU).
+# Return: 0, or 1 with a message (unknown value, no chroot, no QEMU).
+rig_peers() {
+	local v
+	case ${VUV_KERNEL:=6.1} in
+	6.1 | 6.12) ;;
+	*) rig_log "VUV_KERNEL=$VUV_KERNEL: 6.1 or 6.12"; return 1 ;;
+	esac
+	export VUV_KERNEL
+	case ${VUV_QEMU:=host} in
+	host)
+		RIG_QEMU=(qemu-system-x86_64)
+		# shellcheck disable=SC2054 # one -virtfs value with commas
+		RIG_QEMU_9P=(-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+		RIG_SID_ROOT=''
+		;;
+	sid)
+		RIG_SID_ROOT=$("$rig_dir/sid-chroot.sh" ensure) || return 1
+		RIG_QEMU=("$rig_dir/sid-chroot.sh" qemu)
+		# Inside the chroot the host's / is at /host (sid-chroot.sh).
+		# shellcheck disable=SC2054 # one -virtfs value with commas
+		RIG_QEMU_9P=(-virtfs local,path=/host,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+		;;
+	*) rig_log "VUV_QEMU=$VUV_QEMU: host or sid"; return 1 ;;
+	esac
+	export VUV_QEMU
+	v=$("${RIG_QEMU[@]}" --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
+	[ -n "$v" ] || { rig_log "${RIG_QEMU[*]}: no version"; return 1; }
+	RIG_QEMU_VERSION=$v
+	RIG_PEER_ID=qemu-$(cut -d. -f1,2 <<<"$v")-linux-$VUV_KERNEL
+	RIG_PEER_TAG="[qemu-$(cut -d. -f1,2 <<<"$v"),linux-$VUV_KERNEL]"
+}
+
 # Module presets (modprobe names; make-initramfs.sh adds dependencies).
 # virtio_pci comes first: 9pnet_virtio and the vsock driver probe its devices.
 RIG_MODS_L1=virtio_pci,9pnet_virtio,9p,vhost_vsock
 RIG_MODS_L2=virtio_pci,vmw_vsock_virtio_transport
 
-# rig_boot LOG TIMEOUT QEMU_ARG... - run qemu-system-x86_64 under timeout
+# rig_boot LOG TIMEOUT QEMU_ARG... - run RIG_QEMU (qemu-system-x86_64) under timeout
 # with the serial console on stdout, write it to LOG without \r, and stamp
 # the console protocol lines of init.sh as they arrive. Sets RIG_T_LAUNCH,
 # RIG_T_INIT (first "rig: init start"), RIG_T_RUN ("rig: run start"),
@@ -133,7 +196,7 @@ rig_boot() {
 	[[ $- != *e* ]] || had_errexit=1
 	shopt -s lastpipe
 	set +e
-	timeout -k 10 "$limit" qemu-system-x86_64 "$@" </dev/null 2>&1 |
+	timeout -k 10 "$limit" "${RIG_QEMU[@]}" "$@" </dev/null 2>&1 |
 		while IFS= read -r line || [ -n "$line" ]; do
 			line=${line%$'\r'}
 			case $line in
@@ -190,7 +253,8 @@ rig_verdict() {
 		echo "verdict: no '$label: N passed, M failed' line"
 		rc=1
 	else
-		echo "$summary"
+		# With the peers named (rig_peers): "label[qemu-X,linux-Y]: ...".
+		echo "$label${RIG_PEER_TAG:-}:${summary#"$label:"}"
 		n=${summary#*: }
 		n=${n%% passed*}
 		m=${summary##*, }

@@ -17,7 +17,9 @@
 #
 # Presets in lib.sh: RIG_MODS_L1 (9p host root + vhost_vsock, the L1 rig)
 # and RIG_MODS_L2 (a virtio-vsock guest without 9p, NESTED.md §2).
-# Limits: modules must be uncompressed .ko (Debian 6.1 ships them so).
+# Modules may be .ko (Debian 12's 6.1) or .ko.xz (Debian 13's 6.12: they
+# are decompressed into the image, busybox insmod wants plain .ko); modules
+# built into the kernel (virtio_pci in 6.12) are left out of the load order.
 # Checks the result is over 1 MB: without cpio the pipe yields ~20 bytes.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -57,8 +59,16 @@ if [ ${#mods[@]} -gt 0 ]; then
 	mapfile -t kos <<<"$list"
 	[ -n "$list" ] || rig_die "no module file found for: ${mods[*]}"
 	for ko in "${kos[@]}"; do
-		[ -f "$ko" ] || rig_die "$ko: not found (compressed modules are not supported)"
-		cp "$ko" "$root/lib/modules/"
+		[ -f "$ko" ] || rig_die "$ko: not found"
+		case $ko in
+		# Debian 13 (6.12) ships .ko.xz; busybox insmod wants them plain.
+		*.ko.xz)
+			xz -dc "$ko" >"$root/lib/modules/$(basename "$ko" .xz)" ||
+				rig_die "$ko: cannot decompress (xz-utils)"
+			;;
+		*.ko) cp "$ko" "$root/lib/modules/" ;;
+		*) rig_die "$ko: not a .ko or .ko.xz module" ;;
+		esac
 	done
 fi
 order=$(rig_mod_names "${kos[@]}")
