@@ -64,8 +64,8 @@ export VUV_DAEMON_WRAPPER="$(command -v valgrind) --error-exitcode=1 --leak-chec
 export VUV_DAEMON_ARGS="--sandbox none" VUV_HOSTILE_REPEAT=2000 VUV_ENDURANCE_CYCLES=100 \
 	VUV_ENDURANCE_CONNS=1000
 meson test -C build/gcc --print-errorlogs --num-processes 1 --timeout-multiplier 5 \
-	user_vms hostile_frontend hostile_guest bounds access endurance
-meson test -C build/gcc --num-processes 1 --timeout-multiplier 5 user_stream >/dev/null ||
+	user_vms hostile_frontend hostile_guest bounds access endurance vvu_faults
+meson test -C build/gcc --num-processes 1 --timeout-multiplier 5 user_stream user_stream_vvu >/dev/null ||
 	echo "(user_stream: timing assertions failed under valgrind, as expected)"
 unset VUV_DAEMON_WRAPPER VUV_DAEMON_ARGS VUV_HOSTILE_REPEAT VUV_ENDURANCE_CYCLES VUV_ENDURANCE_CONNS
 vgruns=$(find "$vgdir" -name 'vg.*' | wc -l)

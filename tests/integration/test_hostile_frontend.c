@@ -83,37 +83,7 @@ static struct target *tgt;
 /* The kernel engine in this process                                   */
 /* ------------------------------------------------------------------ */
 
-static pthread_mutex_t vhd_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int l_open(const char *path)
-{
-	int rc;
-
-	pthread_mutex_lock(&vhd_lock);
-	rc = vhd_ops.open(path);
-	pthread_mutex_unlock(&vhd_lock);
-	return rc;
-}
-
-static int l_ioctl(int fd, unsigned long req, void *arg)
-{
-	int rc;
-
-	pthread_mutex_lock(&vhd_lock);
-	rc = vhd_ops.ioctl(fd, req, arg);
-	pthread_mutex_unlock(&vhd_lock);
-	return rc;
-}
-
-static void l_close(int fd)
-{
-	pthread_mutex_lock(&vhd_lock);
-	vhd_ops.close(fd);
-	pthread_mutex_unlock(&vhd_lock);
-}
-
-static const struct kern_vhost_ops locked_vhd = { .open = l_open, .ioctl = l_ioctl, .close = l_close };
-
+/* Its threads reach the vhost double through vhd_locked_ops, the checks between vhd_lock/unlock. */
 struct kside {
 	char name[8];
 	struct loop loop;
@@ -158,7 +128,7 @@ static int kside_start(struct kside *s, unsigned int i, const char *path)
 	int rc;
 
 	snprintf(s->name, sizeof(s->name), "k%u", i);
-	kern_engine_init(&s->k, &locked_vhd, "/dev/vhost-vsock", 3 + i);
+	kern_engine_init(&s->k, &vhd_locked_ops, "/dev/vhost-vsock", 3 + i);
 	s->stop_w.fd = -1;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rc = s->stop_fd < 0 ? -errno : loop_init(&s->loop);
@@ -185,9 +155,9 @@ static unsigned int vhd_open_locked(void)
 {
 	unsigned int n;
 
-	pthread_mutex_lock(&vhd_lock);
+	vhd_lock();
 	n = vhd_open_fds();
-	pthread_mutex_unlock(&vhd_lock);
+	vhd_unlock();
 	return n;
 }
 
@@ -197,20 +167,20 @@ static bool vhd_running_locked(void)
 	const struct vhd_call *c = NULL;
 	long i = -1, at;
 
-	pthread_mutex_lock(&vhd_lock);
+	vhd_lock();
 	while ((at = vhd_find(VHOST_VSOCK_SET_RUNNING, (size_t)(i + 1))) >= 0)
 		i = at;
 	if (i >= 0)
 		c = vhd_call_at((size_t)i);
-	pthread_mutex_unlock(&vhd_lock);
+	vhd_unlock();
 	return c && c->rc == 0 && c->val == 1;
 }
 
 static void vhd_clear_locked(void)
 {
-	pthread_mutex_lock(&vhd_lock);
+	vhd_lock();
 	vhd_clear_calls();
-	pthread_mutex_unlock(&vhd_lock);
+	vhd_unlock();
 }
 
 /* ------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_ring.h>
+#include <pthread.h>
 #include <string.h>
 
 #define VHD_FD_BASE 1000
@@ -428,6 +429,54 @@ const struct kern_vhost_ops vhd_ops = {
 	.open = vhd_open,
 	.ioctl = vhd_ioctl,
 	.close = vhd_close,
+};
+
+/* ------------------------------------------------------------------ */
+/* The double shared between threads                                   */
+
+static pthread_mutex_t vhd_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void vhd_lock(void)
+{
+	pthread_mutex_lock(&vhd_mutex);
+}
+
+void vhd_unlock(void)
+{
+	pthread_mutex_unlock(&vhd_mutex);
+}
+
+static int locked_open(const char *path)
+{
+	int rc;
+
+	vhd_lock();
+	rc = vhd_ops.open(path);
+	vhd_unlock();
+	return rc;
+}
+
+static int locked_ioctl(int fd, unsigned long req, void *arg)
+{
+	int rc;
+
+	vhd_lock();
+	rc = vhd_ops.ioctl(fd, req, arg);
+	vhd_unlock();
+	return rc;
+}
+
+static void locked_close(int fd)
+{
+	vhd_lock();
+	vhd_ops.close(fd);
+	vhd_unlock();
+}
+
+const struct kern_vhost_ops vhd_locked_ops = {
+	.open = locked_open,
+	.ioctl = locked_ioctl,
+	.close = locked_close,
 };
 
 /* ------------------------------------------------------------------ */

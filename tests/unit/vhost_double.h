@@ -69,6 +69,15 @@ struct vhd_call {
 /* The ops table to hand to kern_engine_init(). */
 extern const struct kern_vhost_ops vhd_ops;
 
+/*
+ * The same double behind one mutex, for a daemon thread that calls it
+ * while a test thread looks at it: the test reads between vhd_lock() and
+ * vhd_unlock().
+ */
+extern const struct kern_vhost_ops vhd_locked_ops;
+void vhd_lock(void);
+void vhd_unlock(void);
+
 /** vhd_reset() - forget every device, record, fault and setting. */
 void vhd_reset(void);
 

@@ -12,6 +12,9 @@
  * and memfd mappings it had before the front end came (no leak), and a
  * second front end is served.
  *
+ * Without a fault: three front ends one after the other, each departure a
+ * device reset, no leak, and the device saw no DMA or ring fault.
+ *
  * Faults at probe time (a capability outside its BAR, queue size 0, a
  * refused vector): the daemon logs an error and does not serve; if it
  * exits, it exits with a status, not a signal.
@@ -98,6 +101,36 @@ static void probe_fault(const char *fault)
 	uh_watchdog(0);
 }
 
+/*
+ * No fault: front ends come and go. Each departure is a zero-length
+ * completion after which the daemon resets the device and serves the next
+ * one, holding no more fds or mappings than before the first.
+ */
+static void lifecycle_test(void **state)
+{
+	const struct uh_vm_spec spec = { .cid = GCID };
+	struct uh h;
+	struct uh_guest g;
+	struct pw_snap base;
+
+	(void)state;
+	uh_watchdog(120);
+	assert_int_equal(uh_start(&h, &spec, 1, true, NULL), 0);
+	assert_int_equal(pw_snap(h.d.pid, &base), 0);
+	for (unsigned int i = 1; i <= 3; i++) {
+		memset(&g, 0, sizeof(g));
+		assert_int_equal(uh_guest_open(&g, &h, 0, F_EVENT_IDX, NULL), 0);
+		uh_guest_close(&g);
+		assert_int_equal(uh_wait_log(&h, "vvu model: device reset", i, WAIT_MS), 0);
+		assert_int_equal(pw_wait_back(h.d.pid, &base, WAIT_MS), 0);
+	}
+	assert_int_equal(uh_log_count(&h, "front end 3 ends: disconnected"), 1);
+	assert_false(uh_log_has(&h, "vvu model: DMA fault"));
+	assert_false(uh_log_has(&h, "vvu model: ring fault"));
+	assert_int_equal(uh_stop(&h), 0);
+	uh_watchdog(0);
+}
+
 /* cmocka hands each case its --model-fault value as the initial state */
 static void session_test(void **state)
 {
@@ -113,6 +146,7 @@ int main(int argc, char **argv)
 {
 	/* @N: the rx message (from 0) the fault hits; 3 is inside QEMU's start-up */
 	const struct CMUnitTest tests[] = {
+		{ "lifecycle", lifecycle_test, NULL, NULL, NULL },
 		{ "oversize", session_test, NULL, NULL, "oversize@3" },
 		{ "truncated", session_test, NULL, NULL, "truncated@3" },
 		{ "size-mismatch", session_test, NULL, NULL, "size-mismatch@3" },

@@ -12,6 +12,8 @@
  *     releases the vhost device and resets the VVU device, and a second
  *     front end is served the same way.
  * The checker ends the daemon with SIGTERM; exit status 0 when all held.
+ * The daemon reaches the double through vhd_locked_ops, so the checker can
+ * look at it between vhd_lock() and vhd_unlock().
  *
  * argv[1]: a directory for the socket (default /tmp).
  */
@@ -34,6 +36,11 @@
 
 static char sock_path[108];
 static struct vvm *model;
+
+/* The kick and call fds the double holds for rings 0 and 1. */
+struct ring_fds {
+	int kick[2], call[2];
+};
 
 #define CHECK(cond)                                                                        \
 	do {                                                                               \
@@ -60,26 +67,47 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The double's device with both rings running, or NULL after WAIT_MS. */
-static const struct vhd_dev *running_dev(void)
+static bool find_running(struct ring_fds *out)
+{
+	bool found = false;
+
+	vhd_lock();
+	for (int fd = 1000; fd < 1000 + (int)VHD_MAX_DEVS && !found; fd++) {
+		const struct vhd_dev *d = vhd_dev(fd);
+
+		if (d && d->running && d->vq[0].kick >= 0 && d->vq[1].kick >= 0 &&
+		    d->vq[0].call >= 0 && d->vq[1].call >= 0) {
+			for (unsigned int i = 0; i < 2; i++) {
+				out->kick[i] = d->vq[i].kick;
+				out->call[i] = d->vq[i].call;
+			}
+			found = true;
+		}
+	}
+	vhd_unlock();
+	return found;
+}
+
+/* The double's device with both rings running: its ring fds, or false after WAIT_MS. */
+static bool running_dev(struct ring_fds *out)
 {
 	for (int t = 0; t < WAIT_MS; t += 10) {
-		for (int fd = 1000; fd < 1000 + (int)VHD_MAX_DEVS; fd++) {
-			const struct vhd_dev *d = vhd_dev(fd);
-
-			if (d && d->running && d->vq[0].kick >= 0 && d->vq[1].kick >= 0 &&
-			    d->vq[0].call >= 0 && d->vq[1].call >= 0)
-				return d;
-		}
+		if (find_running(out))
+			return true;
 		sleep_ms(10);
 	}
-	return NULL;
+	return false;
 }
 
 static bool no_vhost_open(void)
 {
 	for (int t = 0; t < WAIT_MS; t += 10) {
-		if (vhd_open_fds() == 0)
+		unsigned int n;
+
+		vhd_lock();
+		n = vhd_open_fds();
+		vhd_unlock();
+		if (n == 0)
 			return true;
 		sleep_ms(10);
 	}
@@ -90,26 +118,39 @@ static int one_session(unsigned int n)
 {
 	struct tfe_vm vm;
 	struct tfe_setup_opts o = { 0 };
-	const struct vhd_dev *d;
-	uint64_t one = 1;
+	struct ring_fds d;
+	uint64_t one = 1, features;
 	struct vvm_stats before, after;
 
 	CHECK(tfe_vm_open(&vm, sock_path, 16u << 20, true, WAIT_MS) == 0);
 	CHECK(tfe_setup_qemu(&vm, &o) == 0);
-	d = running_dev();
-	CHECK(d != NULL);
+	/*
+	 * The sequence ends with requests that have no reply (QEMU sets the
+	 * call fds once more after starting): a request with a reply is only
+	 * answered once all of them are handled, so the double is final.
+	 */
+	CHECK(tfe_fe_get_u64(&vm.fe, VU_REQ_GET_FEATURES, &features) == 0);
+	CHECK(running_dev(&d));
+	/* kicks of the set-up itself may still be on their way: let them land first */
+	sleep_ms(100);
 	vvm_stats(model, &before);
 	for (unsigned int i = 0; i < 2; i++) {
 		/* kick: front end -> MSI-X vector 2+i -> the double's kick fd */
+		fired(d.kick[i], 0);
 		CHECK(write(vm.fe.kick[i], &one, 8) == 8);
-		CHECK(fired(d->vq[i].kick, WAIT_MS));
+		CHECK(fired(d.kick[i], WAIT_MS));
 		/* call: the double's call fd -> doorbell i -> the front end's call fd */
 		fired(vm.fe.call[i], 0);
-		CHECK(write(d->vq[i].call, &one, 8) == 8);
+		CHECK(write(d.call[i], &one, 8) == 8);
 		CHECK(fired(vm.fe.call[i], WAIT_MS));
 	}
-	vvm_stats(model, &after);
-	/* setup may kick too, and the bridge counts asynchronously: at least ours */
+	/* the bridge counts after it signalled: wait for both of ours */
+	for (int t = 0; t < WAIT_MS; t += 10) {
+		vvm_stats(model, &after);
+		if (after.notifications - before.notifications >= 2)
+			break;
+		sleep_ms(10);
+	}
 	CHECK(after.notifications - before.notifications >= 2);
 	CHECK(after.doorbells - before.doorbells >= 2);
 	fprintf(stderr, "test_vvu_kernel: session %u: kicks and calls went through the device\n", n);
@@ -154,7 +195,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
 	char *dargv[] = { "vhost-user-vsock", "--vfio", "0000:00:05.0", "--cid", "3",
 			  "--sandbox", "none", NULL };
-	struct daemon_env env = { .vfio_open = vvm_vfio_open, .vhost = &vhd_ops };
+	struct daemon_env env = { .vfio_open = vvm_vfio_open, .vhost = &vhd_locked_ops };
 	struct vvm_config cfg = { 0 };
 	struct vvb *b;
 	pthread_t th;

@@ -684,6 +684,9 @@ static void *dma_ptr(struct vvm *m, uint64_t iova, uint64_t len)
 			return d->vaddr + (iova - d->iova);
 	}
 	m->st.dma_faults++;
+	/* the IOMMU's fault line: tests look for it */
+	fprintf(stderr, "vvu model: DMA fault: 0x%llx + 0x%llx is not mapped\n", (unsigned long long)iova,
+		(unsigned long long)len);
 	return NULL;
 }
 
@@ -775,6 +778,7 @@ static int ring_view(struct vvm *m, unsigned int idx, struct ring_view *v)
 static int ring_fault(struct vvm *m)
 {
 	m->st.ring_faults++;
+	fprintf(stderr, "vvu model: ring fault: the device needs a reset\n");
 	m->status |= VVM_S_NEEDS_RESET;
 	return -EIO;
 }

@@ -158,7 +158,7 @@ int vvm_dma_unmap(struct vvm *m, uint64_t iova, uint64_t size);
 int vvm_set_msix(struct vvm *m, const int *efds, unsigned int n);
 /** vvm_flr() - function-level reset (as VFIO_DEVICE_RESET). */
 void vvm_flr(struct vvm *m);
-/** vvm_iova_window() - the usable IOVA ranges (2): below and above the MSI window. */
+/** vvm_iova_ranges() - the usable IOVA ranges (2): below and above the MSI window. Return: 2. */
 unsigned int vvm_iova_ranges(uint64_t starts[2], uint64_t ends[2]);
 
 /* ---- the device's own side (what the bridge calls) ---- */
