@@ -21,7 +21,8 @@
 # printed first.
 #
 # Environment: VUV_MATRIX=full (every combination of every test),
-# VUV_MATRIX=newest (only sid,6.12), else the rotation above;
+# VUV_MATRIX=newest (only sid,6.12), VUV_MATRIX=quick (no nested runs),
+# else the rotation above;
 # VUV_MATRIX_DAY (a day number instead of today's, to choose the
 # rotation); everything the three scripts read (VUV_BUILD, VUV_CACHE, ...).
 #
@@ -51,6 +52,12 @@ full)
 newest)
 	runs=("user-engine sid 6.12" "kernel-engine sid 6.12" "nested sid 6.12")
 	why="VUV_MATRIX=newest: QEMU 11.1 + Linux 6.12 only"
+	;;
+quick)
+	for t in user-engine kernel-engine; do
+		runs+=("$t sid 6.12" "$t host 6.12" "$t sid 6.1")
+	done
+	why="VUV_MATRIX=quick: no nested runs"
 	;;
 *)
 	if [ $((day % 2)) -eq 0 ]; then rot="host 6.12"; else rot="sid 6.1"; fi
