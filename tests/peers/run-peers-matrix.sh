@@ -9,9 +9,10 @@
 #
 #   sid,6.12   QEMU 11.1 + Linux 6.12   every test, every run
 #   host,6.12  QEMU 7.2  + Linux 6.12   user-engine, kernel-engine every run;
-#   sid,6.1    QEMU 11.1 + Linux 6.1    nested in turn (one of the two per
-#                                       run, by the UTC day of the year:
-#                                       even host,6.12, odd sid,6.1)
+#   sid,6.1    QEMU 11.1 + Linux 6.1    nested only with VUV_MATRIX=rotate
+#                                       (one of the two per run, by the UTC
+#                                       day of the year: even host,6.12,
+#                                       odd sid,6.1) or full
 #
 #   run-peers-matrix.sh
 #
@@ -21,7 +22,8 @@
 # printed first.
 #
 # Environment: VUV_MATRIX=full (every combination of every test),
-# VUV_MATRIX=newest (only sid,6.12), else the rotation above;
+# VUV_MATRIX=newest (only sid,6.12), VUV_MATRIX=quick (no nested runs),
+# else the rotation above;
 # VUV_MATRIX_DAY (a day number instead of today's, to choose the
 # rotation); everything the three scripts read (VUV_BUILD, VUV_CACHE, ...).
 #
@@ -41,7 +43,7 @@ day=${VUV_MATRIX_DAY:-$(date -u +%j)}
 day=$((10#$day))
 
 runs=()
-case ${VUV_MATRIX:-rotate} in
+case ${VUV_MATRIX:-default} in
 full)
 	for t in user-engine kernel-engine nested; do
 		runs+=("$t sid 6.12" "$t host 6.12" "$t sid 6.1")
@@ -52,12 +54,27 @@ newest)
 	runs=("user-engine sid 6.12" "kernel-engine sid 6.12" "nested sid 6.12")
 	why="VUV_MATRIX=newest: QEMU 11.1 + Linux 6.12 only"
 	;;
-*)
+quick)
+	for t in user-engine kernel-engine; do
+		runs+=("$t sid 6.12" "$t host 6.12" "$t sid 6.1")
+	done
+	why="VUV_MATRIX=quick: no nested runs"
+	;;
+rotate)
 	if [ $((day % 2)) -eq 0 ]; then rot="host 6.12"; else rot="sid 6.1"; fi
 	runs=("user-engine sid 6.12" "user-engine host 6.12" "user-engine sid 6.1"
 		"kernel-engine sid 6.12" "kernel-engine host 6.12" "kernel-engine sid 6.1"
 		"nested sid 6.12" "nested $rot")
-	why="rotation: UTC day $day is $([ $((day % 2)) -eq 0 ] && echo even || echo odd), so nested runs with ${rot/ /,} besides sid,6.12 (VUV_MATRIX=full runs all)"
+	why="VUV_MATRIX=rotate: UTC day $day is $([ $((day % 2)) -eq 0 ] && echo even || echo odd), so nested runs with ${rot/ /,} besides sid,6.12 (VUV_MATRIX=full runs all)"
+	;;
+default)
+	runs=("user-engine sid 6.12" "user-engine host 6.12" "user-engine sid 6.1"
+		"kernel-engine sid 6.12" "kernel-engine host 6.12" "kernel-engine sid 6.1"
+		"nested sid 6.12")
+	why="default: the quick tests in every newer combination, nested only with QEMU 11.1 + Linux 6.12 (the mixed nested ones: VUV_MATRIX=rotate or full)"
+	;;
+*)
+	rig_die "VUV_MATRIX=${VUV_MATRIX}: one of default, rotate, quick, newest, full"
 	;;
 esac
 echo "peers-matrix: $why"

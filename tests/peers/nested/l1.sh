@@ -152,7 +152,8 @@ daemon_sample() {
 	[ -d "/proc/$dpid/task" ] || return 1
 	for t in /proc/"$dpid"/task/*; do
 		comm=$(cat "$t/comm" 2>/dev/null) || continue
-		case $comm in vhost-*) continue ;; esac
+		# Not vhost-*: the daemon's own comm is "vhost-user-vsoc".
+		[[ ! $comm =~ ^vhost-[0-9]+$ ]] || continue
 		stat=$(cat "$t/stat" 2>/dev/null) || continue
 		read -r -a fields <<<"${stat##*) }"
 		ticks=$((ticks + fields[11] + fields[12]))
@@ -169,7 +170,7 @@ daemon_sample() {
 vhost_threads() {
 	local t n=0
 	for t in /proc/"$dpid"/task/*; do
-		case $(cat "$t/comm" 2>/dev/null) in vhost-*) n=$((n + 1)) ;; esac
+		[[ ! $(cat "$t/comm" 2>/dev/null) =~ ^vhost-[0-9]+$ ]] || n=$((n + 1))
 	done
 	echo "$n"
 }
