@@ -381,7 +381,7 @@ static void guest_connect(struct udev *d, const struct pkt_hdr *req)
  * the wait.
  */
 static void host_connect_as(struct udev *d, int fd, int type, uint32_t port,
-			    void (*init)(struct stream *s, int fd))
+			    void (*init)(struct stream *s, int fd), bool ok_line)
 {
 	uint16_t vtype = type == SOCK_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM;
 	struct hostep *ep;
@@ -408,6 +408,7 @@ static void host_connect_as(struct udev *d, int fd, int type, uint32_t port,
 		USTATS_ADD(refused_connects, 1);
 		return;
 	}
+	c->no_ok = !ok_line;
 	ep->c = c;
 	ep_mark(ep);
 	USTATS_ADD(conns_opened, 1);
@@ -416,7 +417,7 @@ static void host_connect_as(struct udev *d, int fd, int type, uint32_t port,
 
 static void host_connect(void *ctx, int fd, int type, uint32_t port)
 {
-	host_connect_as(ctx, fd, type, port, stream_unix_init);
+	host_connect_as(ctx, fd, type, port, stream_unix_init, true);
 }
 
 /*
@@ -427,7 +428,7 @@ static void fwd_connect(void *ctx, int fd, int type, uint32_t port)
 {
 	struct udev *d = ctx;
 
-	host_connect_as(d, fd, type, port, d->fw.ops->stream_init);
+	host_connect_as(d, fd, type, port, d->fw.ops->stream_init, false);
 }
 
 /* ---- rings ---------------------------------------------------------------------- */
