@@ -59,6 +59,11 @@
 /* the daemon's --forward-listen ports: 7000 STREAM, 7001 SEQPACKET */
 #define FWD_PORT 7000u
 #define FWD_LISTEN "7000+7001/seqpacket"
+#define FWD_SEQ_PORT 7001u
+#define VSOCK_F_SEQPACKET 1
+#define SEQ_EOM 1u
+#define SEQ_EOR 2u
+#define SEQ_BUF_ALLOC (64u * 1024u)
 
 struct check {
 	const char *daemon;
@@ -73,6 +78,13 @@ struct check {
 	bool vm_up;
 	struct tfe_vsock vs;
 	bool vs_up;
+	/* the one raw SEQPACKET connection of the seqpacket cases */
+	uint32_t seq_gport;      /* our guest port; 0: none */
+	bool seq_response, seq_rst, seq_request;
+	uint32_t seq_peer_port, seq_peer_buf_alloc;
+	uint8_t seq_msgs[4][4096];
+	uint32_t seq_len[4], seq_flags[4];
+	unsigned int seq_n;      /* messages (RW packets) received */
 };
 
 typedef int (*case_fn)(struct check *k, char *why, size_t n);
@@ -391,6 +403,42 @@ static void pair_close(struct check *k, int hostfd, struct tfe_vsock_conn *c)
 /* Front ends and daemons                                              */
 /* ------------------------------------------------------------------ */
 
+/* Observer: packets of the raw SEQPACKET connection. */
+static void seq_on_pkt(void *ctx, const struct tfe_vsock_pkt *p, const uint8_t *payload)
+{
+	struct check *k = ctx;
+
+	if (p->type != TFE_VSOCK_TYPE_SEQPACKET || !k->seq_gport || p->dst_port != k->seq_gport)
+		return;
+	switch (p->op) {
+	case TFE_VSOCK_OP_RESPONSE:
+		k->seq_response = true;
+		k->seq_peer_port = p->src_port;
+		k->seq_peer_buf_alloc = p->buf_alloc;
+		break;
+	case TFE_VSOCK_OP_REQUEST:
+		k->seq_request = true;
+		k->seq_peer_port = p->src_port;
+		k->seq_peer_buf_alloc = p->buf_alloc;
+		break;
+	case TFE_VSOCK_OP_RST:
+		k->seq_rst = true;
+		break;
+	case TFE_VSOCK_OP_RW:
+		if (k->seq_n < 4) {
+			uint32_t l = p->len < 4096 ? p->len : 4096;
+
+			memcpy(k->seq_msgs[k->seq_n], payload, l);
+			k->seq_len[k->seq_n] = p->len;
+			k->seq_flags[k->seq_n] = p->flags;
+		}
+		k->seq_n++;
+		break;
+	default:
+		break;
+	}
+}
+
 static void guest_down(struct check *k)
 {
 	if (k->vs_up)
@@ -404,7 +452,7 @@ static int setup_once(struct check *k, const char *sock, bool crosvm, enum tfe_n
 {
 	struct tfe_setup_opts o = {
 		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
-				 (1ull << TFE_F_INDIRECT_DESC),
+				 (1ull << TFE_F_INDIRECT_DESC) | (1ull << VSOCK_F_SEQPACKET),
 		.need_reply = nr,
 	};
 	int rc = tfe_vm_open(&k->vm, sock, MEM_SIZE, true, budget(k, STEP_MS));
@@ -440,6 +488,9 @@ static int guest_up(struct check *k, const char *sock, bool crosvm, enum tfe_nee
 	rc = tfe_vsock_init(&k->vs, &k->vm.mem, &k->vm.vq[0], &k->vm.vq[1],
 			    k->vm.nvq > 2 ? &k->vm.vq[2] : NULL, k->cid, &vo);
 	k->vs_up = rc == 0;
+	k->vs.other_types_raw = true; /* SEQPACKET packets: seq_on_pkt() */
+	k->vs.on_pkt = seq_on_pkt;
+	k->vs.on_pkt_ctx = k;
 	return rc;
 }
 
@@ -815,6 +866,166 @@ static int case_refused(struct check *k, char *why, size_t n)
 	return 0;
 }
 
+/* A raw SEQPACKET packet from the guest's connection. */
+static int seq_send(struct check *k, uint16_t op, uint32_t flags, const void *data, size_t len)
+{
+	struct tfe_vsock_pkt p = {
+		.src_cid = k->cid, .dst_cid = TFE_VSOCK_HOST_CID, .src_port = k->seq_gport,
+		.dst_port = k->seq_peer_port, .type = TFE_VSOCK_TYPE_SEQPACKET, .op = op,
+		.flags = flags, .buf_alloc = SEQ_BUF_ALLOC, .fwd_cnt = 0,
+	};
+
+	return tfe_vsock_send_pkt(&k->vs, &p, data, len);
+}
+
+static bool seq_wait(struct check *k, const bool *flag, int ms)
+{
+	int64_t end = tfe_now_ms() + budget(k, ms);
+
+	while (!*flag && !k->seq_rst && tfe_remaining_ms(end) > 0)
+		pump(k, -1, 0, 10);
+	return *flag;
+}
+
+/* Host reads one message: @want bytes, MSG_EOR when @eor. */
+static int seq_host_expect(struct check *k, int fd, const char *want, size_t len, bool eor,
+			   char *why, size_t n)
+{
+	char buf[8192];
+	struct iovec v = { buf, sizeof(buf) };
+	struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
+	ssize_t r = -1;
+
+	if (pump(k, fd, POLLIN, STEP_MS) > 0)
+		r = recvmsg(fd, &m, MSG_DONTWAIT);
+	if (r != (ssize_t)len || memcmp(buf, want, len) != 0)
+		FAILF("host read %zd bytes (%s), expected the %zu-byte message", r,
+		      r < 0 ? strerror(errno) : "other bytes", len);
+	if (eor != !!(m.msg_flags & MSG_EOR))
+		FAILF("host message of %zu bytes: MSG_EOR %s, expected %s", len,
+		      (m.msg_flags & MSG_EOR) ? "set" : "clear", eor ? "set" : "clear");
+	return 0;
+}
+
+/* Guest -> host: boundaries and EOR kept; host -> guest: EOM/EOR from MSG_EOR. */
+static int seq_exchange(struct check *k, int fd, char *why, size_t n)
+{
+	static char big[3000];
+	int64_t end;
+
+	memset(big, 'q', sizeof(big));
+	if (seq_send(k, TFE_VSOCK_OP_RW, SEQ_EOM | SEQ_EOR, "hello", 5) < 0 ||
+	    seq_send(k, TFE_VSOCK_OP_RW, 0, big, 1000) < 0 ||
+	    seq_send(k, TFE_VSOCK_OP_RW, SEQ_EOM, big + 1000, 2000) < 0)
+		FAILF("guest send failed");
+	if (seq_host_expect(k, fd, "hello", 5, true, why, n) < 0 ||
+	    seq_host_expect(k, fd, big, sizeof(big), false, why, n) < 0)
+		return -1;
+	if (send(fd, "abc", 3, MSG_EOR) != 3 || send(fd, "defgh", 5, 0) != 5)
+		FAILF("host send: %s", strerror(errno));
+	end = tfe_now_ms() + budget(k, STEP_MS);
+	while (k->seq_n < 2 && !k->seq_rst && tfe_remaining_ms(end) > 0)
+		pump(k, -1, 0, 10);
+	if (k->seq_n != 2)
+		FAILF("the guest got %u RW packets, expected 2 messages%s", k->seq_n,
+		      k->seq_rst ? " (RST)" : "");
+	if (k->seq_len[0] != 3 || memcmp(k->seq_msgs[0], "abc", 3) != 0 ||
+	    k->seq_flags[0] != (SEQ_EOM | SEQ_EOR))
+		FAILF("first message: %u bytes, flags 0x%x (expected 3, EOM|EOR)", k->seq_len[0],
+		      k->seq_flags[0]);
+	if (k->seq_len[1] != 5 || memcmp(k->seq_msgs[1], "defgh", 5) != 0 ||
+	    k->seq_flags[1] != SEQ_EOM)
+		FAILF("second message: %u bytes, flags 0x%x (expected 5, EOM)", k->seq_len[1],
+		      k->seq_flags[1]);
+	return 0;
+}
+
+static void seq_reset(struct check *k)
+{
+	if (k->seq_gport && k->seq_peer_port && !k->seq_rst)
+		seq_send(k, TFE_VSOCK_OP_RST, 0, NULL, 0);
+	pump(k, -1, 0, 50);
+	k->seq_gport = 0;
+	k->seq_response = k->seq_request = k->seq_rst = false;
+	k->seq_peer_port = 0;
+	k->seq_n = 0;
+}
+
+/* SEQPACKET guest -> (2, P) -> AF_VSOCK SOCK_SEQPACKET listener at (ANY, P). */
+static int case_seq_from_guest(struct check *k, char *why, size_t n)
+{
+	uint32_t hport = fresh_port(k);
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+				  .svm_port = hport };
+	int lfd = socket(AF_VSOCK, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), fd = -1;
+	int rc = -1;
+
+	if (!k->vs_up)
+		FAILF("no guest");
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
+		snprintf(why, n, "host SOCK_SEQPACKET listen on %u: %s", hport, strerror(errno));
+		goto out;
+	}
+	k->seq_gport = fresh_port(k);
+	k->seq_peer_port = hport;
+	if (seq_send(k, TFE_VSOCK_OP_REQUEST, 0, NULL, 0) < 0 ||
+	    !seq_wait(k, &k->seq_response, STEP_MS)) {
+		snprintf(why, n, "no RESPONSE to the guest's SEQPACKET REQUEST%s",
+			 k->seq_rst ? " (RST)" : "");
+		goto out;
+	}
+	if (pump(k, lfd, POLLIN, STEP_MS) > 0)
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0) {
+		snprintf(why, n, "host accept: %s", strerror(errno));
+		goto out;
+	}
+	rc = seq_exchange(k, fd, why, n);
+out:
+	seq_reset(k);
+	if (fd >= 0)
+		close(fd);
+	if (lfd >= 0)
+		close(lfd);
+	return rc;
+}
+
+/* AF_VSOCK SOCK_SEQPACKET connect to (1, 7001) -> the guest's port 7001. */
+static int case_seq_from_host(struct check *k, char *why, size_t n)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_LOCAL,
+				  .svm_port = FWD_SEQ_PORT };
+	int fd = socket(AF_VSOCK, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), rc = -1;
+
+	if (!k->vs_up)
+		FAILF("no guest");
+	k->seq_gport = FWD_SEQ_PORT;
+	if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+		       errno != EINPROGRESS)) {
+		snprintf(why, n, "host SOCK_SEQPACKET connect to 1:%u: %s", FWD_SEQ_PORT,
+			 strerror(errno));
+		goto out;
+	}
+	if (!seq_wait(k, &k->seq_request, STEP_MS)) {
+		snprintf(why, n, "the guest saw no SEQPACKET REQUEST for port %u", FWD_SEQ_PORT);
+		goto out;
+	}
+	if (seq_send(k, TFE_VSOCK_OP_RESPONSE, 0, NULL, 0) < 0) {
+		snprintf(why, n, "guest RESPONSE failed");
+		goto out;
+	}
+	if (pump(k, fd, POLLOUT, STEP_MS) <= 0 || sock_error(fd)) {
+		snprintf(why, n, "host connect did not complete");
+		goto out;
+	}
+	rc = seq_exchange(k, fd, why, n);
+out:
+	seq_reset(k);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n)
 {
 	int rc;
@@ -926,6 +1137,8 @@ int main(int argc, char **argv)
 		{ "data-host-to-guest", case_data_h2g },
 		{ "guest-half-close", case_shutdown },
 		{ "host-half-close", case_host_half_close },
+		{ "seqpacket-guest-to-host", case_seq_from_guest },
+		{ "seqpacket-host-to-guest", case_seq_from_host },
 		{ "daemon-exit", case_daemon_exit },
 	};
 	char why[512];

@@ -59,11 +59,11 @@ void stream_unix_init(struct stream *s, int fd);
 /*
  * Host AF_VSOCK sockets (forwarding, --forward-cid / --forward-listen).
  * STREAM sockets behave as Unix ones and use the same calls; SEQPACKET
- * peek_len() falls back, on kernels whose AF_VSOCK SEQPACKET refuses
- * MSG_PEEK (before Linux 6.4: EOPNOTSUPP), to reading the whole message
- * into a buffer of the stream's own (up to STREAM_VSOCK_STASH bytes; a
- * longer message is reported at its full length and then read truncated,
- * which resets the connection) that the next readv() serves.
+ * peek_len() never peeks (AF_VSOCK SEQPACKET before Linux 6.4 dequeues on
+ * MSG_PEEK) but reads the whole message into a buffer of the stream's own
+ * (up to STREAM_VSOCK_STASH bytes; a longer message is reported at its
+ * full length and then read truncated, which resets the connection) that
+ * the next readv() serves.
  * Unit tests drive it over AF_UNIX sockets, which take the same calls.
  */
 #define STREAM_VSOCK_STASH (256u << 10)

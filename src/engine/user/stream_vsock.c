@@ -5,8 +5,8 @@
  * (stream_unix_ops: recvmsg/sendmsg with MSG_DONTWAIT, MSG_EOR both ways,
  * POLLRDHUP for the end of a SEQPACKET stream): AF_VSOCK takes them the
  * same way. What differs is MSG_PEEK on SOCK_SEQPACKET, which Linux
- * before 6.4 refuses (EOPNOTSUPP): then the next message is read whole
- * into a stash that the next readv() serves.
+ * before 6.4 does not support (6.1 dequeues the message): peek_len() reads
+ * the next message whole into a stash that the next readv() serves.
  *
  * Safety: nothing here is called on a machine unless the operator gave
  * --forward-cid / --forward-listen; the unit tests never call
@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <linux/vm_sockets.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,10 @@
 
 /* A SEQPACKET message read ahead by peek_len() (s->ctx; NULL until needed). */
 struct vsock_stash {
-	bool no_peek;   /* the socket refused MSG_PEEK once: always stash */
 	bool full;      /* buf holds the next message */
 	bool eof;       /* the end of the stream was seen */
-	size_t len;     /* its length as the kernel told it (may exceed cap) */
-	unsigned int flags; /* STREAM_F_* of that read */
+	size_t len;     /* its length as the kernel told it (may exceed the buffer) */
+	unsigned int flags; /* STREAM_F_EOR of that read */
 	unsigned char buf[STREAM_VSOCK_STASH];
 };
 
@@ -56,66 +56,45 @@ static ssize_t vsock_readv(struct stream *s, const struct iovec *iov, int niov,
 	return (ssize_t)off;
 }
 
-/* Read the next message into the stash. */
-static ssize_t stash_next(struct stream *s, struct vsock_stash *st)
-{
-	struct iovec v = { st->buf, sizeof(st->buf) };
-	unsigned int fl = 0;
-	ssize_t n;
-
-	if (st->eof)
-		return -EPIPE;
-	n = stream_unix_ops.peek_len(s); /* -EOPNOTSUPP, or -EPIPE/-EAGAIN/... */
-	if (n == -EPIPE) {
-		st->eof = true;
-		return n;
-	}
-	if (n != -EOPNOTSUPP && n < 0)
-		return n;
-	do {
-		struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
-
-		n = recvmsg(s->fd, &m, MSG_DONTWAIT | MSG_TRUNC);
-		if (n >= 0) {
-			if (m.msg_flags & MSG_EOR)
-				fl |= STREAM_F_EOR;
-			if (m.msg_flags & MSG_TRUNC)
-				fl |= STREAM_F_TRUNC;
-		}
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	/* 0: an empty message, or the end (then the socket says RDHUP) */
-	if (n == 0 && stream_unix_ops.peek_len(s) == -EPIPE) {
-		st->eof = true;
-		return -EPIPE;
-	}
-	st->full = true;
-	st->len = (size_t)n;
-	st->flags = fl & STREAM_F_EOR;
-	return n;
-}
-
+/*
+ * SEQPACKET: the next message's length, read whole into the stash. Never
+ * MSG_PEEK: Linux before 6.4 does not refuse it on AF_VSOCK SEQPACKET but
+ * dequeues the message (the rig saw it on 6.1), so a peek would lose it.
+ */
 static ssize_t vsock_peek_len(struct stream *s)
 {
 	struct vsock_stash *st = s->ctx;
+	struct iovec v;
+	struct msghdr m;
+	struct pollfd p = { .fd = s->fd, .events = POLLRDHUP };
 	ssize_t n;
 
-	if (st && st->full)
-		return (ssize_t)st->len;
-	if (!st || !st->no_peek) {
-		n = stream_unix_ops.peek_len(s);
-		if (n != -EOPNOTSUPP)
-			return n;
-	}
 	if (!st) {
 		st = calloc(1, sizeof(*st));
 		if (!st)
 			return -ENOMEM;
 		s->ctx = st;
 	}
-	st->no_peek = true;
-	return stash_next(s, st);
+	if (st->full)
+		return (ssize_t)st->len;
+	if (st->eof)
+		return -EPIPE;
+	v = (struct iovec){ st->buf, sizeof(st->buf) };
+	do {
+		m = (struct msghdr){ .msg_iov = &v, .msg_iovlen = 1 };
+		n = recvmsg(s->fd, &m, MSG_DONTWAIT | MSG_TRUNC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	/* 0: an empty message, or the end (then the socket says RDHUP) */
+	if (n == 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP))) {
+		st->eof = true;
+		return -EPIPE;
+	}
+	st->full = true;
+	st->len = (size_t)n;
+	st->flags = (m.msg_flags & MSG_EOR) ? STREAM_F_EOR : 0;
+	return n;
 }
 
 static ssize_t vsock_writev(struct stream *s, const struct iovec *iov, int niov,
