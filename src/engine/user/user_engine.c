@@ -482,6 +482,15 @@ static int check_unique(const struct user_engine *ue, const struct vm_config *vc
 	return 0;
 }
 
+static bool forwards_at_start(const struct config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nvms; i++) {
+		if (cfg->vms[i].forward)
+			return true;
+	}
+	return false;
+}
+
 static int free_slot(const struct user_engine *ue)
 {
 	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
@@ -499,6 +508,12 @@ struct user_vm *user_engine_add(struct user_engine *ue, const struct vm_config *
 
 	if (check_unique(ue, vc, err, errlen) < 0)
 		return NULL;
+	if (vc->forward && !forwards_at_start(ue->cfg)) {
+		/* the seccomp filter allows AF_VSOCK sockets only when started so */
+		snprintf(err, errlen, "vm add: forward-cid needs a VM that forwards from start-up "
+			 "(the sandbox allows AF_VSOCK sockets only then)");
+		return NULL;
+	}
 	if (slot < 0) {
 		snprintf(err, errlen, "vm add: the daemon serves %u VMs already, the most it can",
 			 CLI_MAX_VMS);
