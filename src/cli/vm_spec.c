@@ -294,8 +294,8 @@ static int set_forward(struct vm_config *vm, const char *origin, const char *key
 			vm->forward = true;
 			return 0;
 		}
-		cli_error("%s: forward-cid '%s' must be 1 (this host's loopback), 2 (the host's "
-			  "host) or a CID from 3 to 4294967294; 0 is the hypervisor and "
+		cli_error("%s: forward-cid '%s' must be 1 (this host's loopback), 2 (VMADDR_CID_"
+			  "HOST) or a CID from 3 to 4294967294; 0 is the hypervisor and "
 			  "4294967295 is VMADDR_CID_ANY", origin, value);
 		return -EINVAL;
 	}
