@@ -50,6 +50,8 @@ enum {
 	OPT_SANDBOX,
 	OPT_USER,
 	OPT_GROUP,
+	OPT_FORWARD_CID,
+	OPT_FORWARD_LISTEN,
 };
 
 #define PRINT_CAPS_OPTION "--print-capabilities"
@@ -73,6 +75,8 @@ static const struct option long_options[] = {
 	{ "max-pending-connects", required_argument, NULL, OPT_MAX_PENDING },
 	{ "handshake-timeout-ms", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
 	{ "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "forward-cid", required_argument, NULL, OPT_FORWARD_CID },
+	{ "forward-listen", required_argument, NULL, OPT_FORWARD_LISTEN },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "user", required_argument, NULL, OPT_USER },
@@ -91,6 +95,7 @@ struct single {
 	struct vm_config vm;
 	int socket, cid, vhost, uds, tx_buf, queue, groups, mode;
 	int limits; /* a userspace resource bound was given */
+	int fwd;    /* --forward-cid or --forward-listen */
 	int vms_given;
 	const char *config_path;
 	int verbose;
@@ -146,12 +151,19 @@ void cli_usage(FILE *out)
 		"                             (default %u)\n"
 		"      --connect-timeout-ms N userspace: time for the guest to answer a host\n"
 		"                             client's connection (default %u)\n"
+		"      --forward-cid N        userspace: guest connections to host port P go to\n"
+		"                             host AF_VSOCK (N, P) instead of PATH_P; N is 1\n"
+		"                             (this host's loopback), 2 or 3..4294967294\n"
+		"      --forward-listen P1+P2 userspace, with --forward-cid: listen on host\n"
+		"                             AF_VSOCK port P (P/seqpacket: SOCK_SEQPACKET) and\n"
+		"                             connect each client to the guest's port P\n"
 		"      --socket-mode MODE     permissions of the socket files the daemon creates,\n"
 		"                             octal (default 0600: owner only)\n"
 		"      --vm KEY=VALUE,...     userspace: one device per --vm; keys socket, guest-cid,\n"
 		"                             uds-path, tx-buffer-size, queue-size, groups,\n"
 		"                             socket-mode, max-connections, max-pending-connects,\n"
-		"                             handshake-timeout-ms, connect-timeout-ms\n"
+		"                             handshake-timeout-ms, connect-timeout-ms,\n"
+		"                             forward-cid, forward-listen\n"
 		"      --config FILE          userspace: devices from a YAML file (a 'vms:' list\n"
 		"                             with the --vm keys in snake_case)\n"
 		"      --control PATH         a control socket (owner only) for live stats and,\n"
@@ -302,6 +314,12 @@ static int parse_single(int opt, const char *arg, struct single *s, struct confi
 	case OPT_SOCKET_MODE:
 		s->mode = 1;
 		return cli_vm_set(vm, "--socket-mode", "socket-mode", arg);
+	case OPT_FORWARD_CID:
+		s->fwd = 1;
+		return cli_vm_set(vm, "--forward-cid", "forward-cid", arg);
+	case OPT_FORWARD_LISTEN:
+		s->fwd = 1;
+		return cli_vm_set(vm, "--forward-listen", "forward-listen", arg);
 	}
 	return parse_limit(opt, arg, s);
 }
@@ -404,6 +422,11 @@ static int parse_one(int opt, const char *arg, struct single *s, struct config *
 
 static int check_kernel(struct single *s, struct config *cfg)
 {
+	if (s->fwd) {
+		cli_error("--forward-cid and --forward-listen belong to the userspace engine: add "
+			  "--uds-path PATH (the kernel engine's guest reaches host AF_VSOCK itself)");
+		return -EINVAL;
+	}
 	if (s->tx_buf || s->queue || s->groups || s->limits) {
 		cli_error("--tx-buffer-size, --queue-size, --groups and the connection limits "
 			  "belong to the userspace engine: add --uds-path PATH, or drop them");
@@ -461,6 +484,8 @@ static int check_single(struct single *s, struct config *cfg)
 			  "userspace engine: give one of them");
 		return -EINVAL;
 	}
+	if (cli_check_forward(&s->vm, "--forward-listen") < 0)
+		return -EINVAL;
 	cfg->engine = ENGINE_USER;
 	return 0;
 }
@@ -483,7 +508,7 @@ static int check_multi(struct single *s, struct config *cfg)
 		return -EINVAL;
 	}
 	if (s->socket || s->cid || s->vhost || s->uds || s->tx_buf || s->queue || s->groups ||
-	    s->mode || s->limits || cfg->vfio) {
+	    s->mode || s->limits || s->fwd || cfg->vfio) {
 		cli_error("%s cannot be combined with single-device options (--socket, --cid, "
 			  "--uds-path, ...)", s->vms_given ? "--vm" : "--config");
 		return -EINVAL;

@@ -41,6 +41,14 @@
 #define CLI_MAX_TIMEOUT_MS 600000u
 /* Socket files: owner-only unless the operator says otherwise. */
 #define CLI_DEFAULT_SOCKET_MODE 0600u
+/* Forwarding to host AF_VSOCK (--forward-cid, --forward-listen). */
+#define CLI_MAX_FORWARD_LISTEN 32u
+
+/* One --forward-listen port: P (STREAM) or P/seqpacket. */
+struct cli_fwd_port {
+	uint32_t port;
+	bool seqpacket;
+};
 
 enum engine_kind {
 	ENGINE_KERNEL,
@@ -60,6 +68,11 @@ struct vm_config {
 	uint32_t max_pending_connects; /* host clients that have not sent CONNECT yet */
 	uint32_t handshake_timeout_ms; /* for a host client's CONNECT line */
 	uint32_t connect_timeout_ms;   /* for the guest's answer to a host connect */
+	/* forwarding to host AF_VSOCK: guest connections to the host go to (forward_cid, P) */
+	bool forward;                  /* forward_cid is set */
+	uint32_t forward_cid;          /* 1 (host loopback), 2, or 3..0xfffffffe */
+	unsigned int nforward_listen;  /* host AF_VSOCK ports bridged into the guest */
+	struct cli_fwd_port forward_listen[CLI_MAX_FORWARD_LISTEN];
 };
 
 struct vfio_dev;
@@ -100,6 +113,28 @@ int cli_parse_cid(const char *text, uint64_t *cid);
 
 /** cli_parse_u32() - decimal or 0x number in [min, max]. Return: 0 or -EINVAL. */
 int cli_parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out);
+
+/**
+ * cli_parse_forward_cid() - a --forward-cid: 1 (VMADDR_CID_LOCAL), 2
+ * (VMADDR_CID_HOST) or 3 <= cid < 0xffffffff; 0 (the hypervisor) and
+ * 0xffffffff (VMADDR_CID_ANY) are refused. Return: 0 or -EINVAL.
+ */
+int cli_parse_forward_cid(const char *text, uint32_t *cid);
+
+/**
+ * cli_parse_forward_listen() - "P1+P2[/seqpacket]+...": ports below
+ * 0xffffffff (VMADDR_PORT_ANY), no port twice, at most
+ * CLI_MAX_FORWARD_LISTEN. @why receives the reason on failure.
+ * Return: the number of ports, or -EINVAL.
+ */
+int cli_parse_forward_listen(const char *text, struct cli_fwd_port *out, const char **why);
+
+/**
+ * cli_check_forward() - the forwarding keys of @vm agree: forward-listen
+ * needs forward-cid. @origin names the source in the error.
+ * Return: 0, or -EINVAL with the error printed.
+ */
+int cli_check_forward(const struct vm_config *vm, const char *origin);
 
 /** cli_check_groups() - "name(+name)*", names of [A-Za-z0-9_.-]. Return: 0 or -EINVAL. */
 int cli_check_groups(const char *groups);

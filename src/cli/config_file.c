@@ -9,6 +9,8 @@
  *       tx_buffer_size: 65536
  *       queue_size: 1024
  *       groups: default
+ *       forward_cid: 1
+ *       forward_listen: 9000+9001/seqpacket
  *
  * Keys are the --vm keys (snake_case or kebab-case); anything else is an
  * error naming the file, the entry and the key.
@@ -53,7 +55,7 @@ static int load_vm(yaml_document_t *doc, yaml_node_t *map, struct vm_config *vm,
 		cli_error("%s: 'socket' and 'uds_path' are required", origin);
 		return -EINVAL;
 	}
-	return 0;
+	return cli_check_forward(vm, origin);
 }
 
 static int load_vms(struct config *cfg, yaml_document_t *doc, yaml_node_t *seq, const char *path)

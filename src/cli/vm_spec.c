@@ -80,6 +80,71 @@ int cli_parse_cid(const char *text, uint64_t *cid)
 	return 0;
 }
 
+int cli_parse_forward_cid(const char *text, uint32_t *cid)
+{
+	uint32_t v;
+
+	/* 0 is the hypervisor (never a listener), 0xffffffff is VMADDR_CID_ANY */
+	if (cli_parse_u32(text, 1, 0xfffffffeu, &v) < 0)
+		return -EINVAL;
+	*cid = v;
+	return 0;
+}
+
+int cli_parse_forward_listen(const char *text, struct cli_fwd_port *out, const char **why)
+{
+	char *copy = strdup(text), *save = NULL, *item;
+	int n = 0;
+
+	*why = "is empty";
+	if (!copy) {
+		*why = "cannot be copied (out of memory)";
+		return -EINVAL;
+	}
+	if (!text[0] || text[0] == '+' || text[strlen(text) - 1] == '+' || strstr(text, "++")) {
+		*why = text[0] ? "has an empty port between '+' signs" : "is empty";
+		free(copy);
+		return -EINVAL;
+	}
+	for (item = strtok_r(copy, "+", &save); item; item = strtok_r(NULL, "+", &save)) {
+		char *slash = strchr(item, '/');
+		bool seq = false;
+		uint32_t port;
+
+		if (slash) {
+			*slash = '\0';
+			if (strcmp(slash + 1, "seqpacket") == 0)
+				seq = true;
+			else if (strcmp(slash + 1, "stream") != 0) {
+				*why = "has a socket type other than /stream or /seqpacket";
+				goto bad;
+			}
+		}
+		/* 0xffffffff is VMADDR_PORT_ANY: no port to bridge */
+		if (cli_parse_u32(item, 0, 0xfffffffeu, &port) < 0) {
+			*why = "has a port that is not a number from 0 to 4294967294";
+			goto bad;
+		}
+		for (int i = 0; i < n; i++) {
+			if (out[i].port == port) {
+				*why = "names a port twice (AF_VSOCK binds a port once, "
+				       "whatever the socket type)";
+				goto bad;
+			}
+		}
+		if ((unsigned int)n == CLI_MAX_FORWARD_LISTEN) {
+			*why = "has more ports than the 32 a device can listen on";
+			goto bad;
+		}
+		out[n++] = (struct cli_fwd_port){ .port = port, .seqpacket = seq };
+	}
+	free(copy);
+	return n;
+bad:
+	free(copy);
+	return -EINVAL;
+}
+
 int cli_check_groups(const char *groups)
 {
 	size_t len = strlen(groups), name_len = 0;
@@ -216,6 +281,35 @@ static int set_scalar(struct vm_config *vm, const char *origin, const char *key,
 	return -EINVAL;
 }
 
+/* forward-cid, forward-listen (forwarding to host AF_VSOCK) */
+static int set_forward(struct vm_config *vm, const char *origin, const char *key,
+		       const char *value)
+{
+	struct cli_fwd_port ports[CLI_MAX_FORWARD_LISTEN];
+	const char *why;
+	int n;
+
+	if (key_is(key, "forward-cid")) {
+		if (cli_parse_forward_cid(value, &vm->forward_cid) == 0) {
+			vm->forward = true;
+			return 0;
+		}
+		cli_error("%s: forward-cid '%s' must be 1 (this host's loopback), 2 (VMADDR_CID_"
+			  "HOST) or a CID from 3 to 4294967294; 0 is the hypervisor and "
+			  "4294967295 is VMADDR_CID_ANY", origin, value);
+		return -EINVAL;
+	}
+	n = cli_parse_forward_listen(value, ports, &why);
+	if (n < 0) {
+		cli_error("%s: forward-listen '%s' %s (expected PORT[/seqpacket]+PORT...)", origin,
+			  value, why);
+		return -EINVAL;
+	}
+	memcpy(vm->forward_listen, ports, (size_t)n * sizeof(ports[0]));
+	vm->nforward_listen = (unsigned int)n;
+	return 0;
+}
+
 int cli_vm_set(struct vm_config *vm, const char *origin, const char *key, const char *value)
 {
 	const struct num_key *nk = num_key_find(key);
@@ -236,15 +330,23 @@ int cli_vm_set(struct vm_config *vm, const char *origin, const char *key, const 
 	}
 	if (key_is(key, "guest-cid") || key_is(key, "socket-mode"))
 		return set_scalar(vm, origin, key, value);
-	if (key_is(key, "forward-cid") || key_is(key, "forward-listen")) {
-		cli_error("%s: '%s' (forwarding to AF_VSOCK) is not supported; use uds-path", origin,
-			  key);
-		return -EINVAL;
-	}
+	if (key_is(key, "forward-cid") || key_is(key, "forward-listen"))
+		return set_forward(vm, origin, key, value);
 	cli_error("%s: unknown key '%s' (known: socket, guest-cid, uds-path, tx-buffer-size, "
 		  "queue-size, groups, socket-mode, max-connections, max-pending-connects, "
-		  "handshake-timeout-ms, connect-timeout-ms)", origin, key);
+		  "handshake-timeout-ms, connect-timeout-ms, forward-cid, forward-listen)", origin,
+		  key);
 	return -EINVAL;
+}
+
+int cli_check_forward(const struct vm_config *vm, const char *origin)
+{
+	if (vm->nforward_listen && !vm->forward) {
+		cli_error("%s: forward-listen needs forward-cid (forwarding to host AF_VSOCK is "
+			  "configured by forward-cid)", origin);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int cli_parse_vm_spec(struct vm_config *vm, const char *spec)
@@ -274,5 +376,7 @@ int cli_parse_vm_spec(struct vm_config *vm, const char *spec)
 		cli_error("--vm '%s': uds-path=PATH is required", spec);
 		rc = -EINVAL;
 	}
+	if (rc == 0)
+		rc = cli_check_forward(vm, "--vm");
 	return rc;
 }

@@ -234,6 +234,9 @@ static int allow_list(scmp_filter_ctx ctx, const int *calls, size_t n)
 	return 0;
 }
 
+/* A VM forwards to host AF_VSOCK (--forward-cid): its sockets are allowed too. */
+static bool allow_af_vsock;
+
 /* Calls allowed with some arguments only. */
 static int allow_narrow(scmp_filter_ctx ctx)
 {
@@ -252,6 +255,10 @@ static int allow_narrow(scmp_filter_ctx ctx)
 	/* Unix sockets only: the daemon has no business on a network */
 	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 			       SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	/* forwarding to host AF_VSOCK (forward.h), only when configured at start-up */
+	if (allow_af_vsock)
+		rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				       SCMP_A0(SCMP_CMP_EQ, AF_VSOCK));
 	/* abort() signals this process only */
 	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 			       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
@@ -336,8 +343,9 @@ int sandbox_install_filter_vfio(enum sandbox_mode mode, bool kernel_engine, bool
 			sandbox_mode_name(mode), strerror(-rc));
 		return rc;
 	}
-	log_info("sandbox: seccomp allow-list installed (%s engine%s%s); other system calls %s",
+	log_info("sandbox: seccomp allow-list installed (%s engine%s%s%s); other system calls %s",
 		 kernel_engine ? "kernel" : "userspace", vfio ? ", VFIO" : "",
+		 allow_af_vsock ? ", AF_VSOCK sockets (forwarding)" : "",
 		 SANITIZER_BUILD ? ", sanitizer build" : "",
 		 mode == SANDBOX_SECCOMP ? "kill the process" : "fail with EPERM");
 	return 0;
@@ -415,6 +423,8 @@ int sandbox_enter(const struct config *cfg)
 
 	if (cfg->drop_privileges)
 		rc = drop(cfg);
+	for (unsigned int i = 0; i < cfg->nvms; i++)
+		allow_af_vsock |= cfg->vms[i].forward;
 	if (rc == 0 && cfg->sandbox != SANDBOX_NONE)
 		rc = sandbox_install_filter_vfio((enum sandbox_mode)cfg->sandbox,
 						 cfg->engine == ENGINE_KERNEL, cfg->vfio != NULL);

@@ -373,6 +373,10 @@ static void test_refusals(void **state)
 	expect_error(f, "vm add socket=/a,uds-path=/b,guest-cid=2", "guest-cid '2'");
 	expect_error(f, "vm add socket=/a", "uds-path=PATH is required");
 	expect_error(f, "vm add socket=/a,uds-path=/b,groups=g1", "take no part in sibling routing");
+	/* refused before anything is opened: no AF_VSOCK socket on this machine */
+	expect_error(f, "vm add socket=/a,uds-path=/b,guest-cid=9,forward-cid=1",
+		     "forward-cid needs a VM that forwards from start-up");
+	expect_error(f, "vm add socket=/a,uds-path=/b,forward-cid=0", "forward-cid '0'");
 	/* a directory that does not exist: the set-up fails and nothing is left */
 	expect_error(f, "vm add socket=/nonexistent/a.sock,uds-path=/nonexistent/a.vsock,"
 			"guest-cid=9", "cannot set up cid9");

@@ -629,6 +629,8 @@ struct tfe_vsock {
 	unsigned int nlisten;
 	tfe_vsock_pkt_cb on_pkt;
 	void *on_pkt_ctx;
+	/* non-STREAM packets are left to on_pkt (no RST): a test plays SEQPACKET itself */
+	bool other_types_raw;
 	/* counters, for tests and diagnostics */
 	unsigned long rx_pkts, tx_pkts, bad_pkts, rst_sent, dropped_replies, events;
 };

@@ -489,7 +489,8 @@ static void handle_pkt(struct tfe_vsock *vs, const struct tfe_vsock_pkt *p, cons
 		return;
 	}
 	if (p->type != TFE_VSOCK_TYPE_STREAM) {
-		rst_reply(vs, p);
+		if (!vs->other_types_raw)
+			rst_reply(vs, p);
 		return;
 	}
 	c = find_conn(vs, p->src_cid, p->src_port, p->dst_port);

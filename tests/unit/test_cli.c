@@ -183,6 +183,73 @@ static void test_vm_specs(void **state)
 	assert_string_equal(cfg.vms[1].groups, "g1+g2");
 }
 
+static void test_forward_options(void **state)
+{
+	struct config cfg;
+	const char *single[] = { "--socket", "/a.sock", "--uds-path", "/a.vsock", "--forward-cid",
+				 "1", "--forward-listen", "7000+7001/seqpacket+0x10/stream", NULL };
+	const char *spec[] = { "--vm", "socket=/a.sock,uds-path=/a.vsock,forward_cid=2,"
+			       "forward-listen=9", NULL };
+	const char *plain[] = { "--socket", "/a.sock", "--uds-path", "/a.vsock", NULL };
+
+	(void)state;
+	assert_int_equal(parse(&cfg, single), CLI_RUN);
+	assert_true(cfg.vms[0].forward);
+	assert_int_equal(cfg.vms[0].forward_cid, 1);
+	assert_int_equal(cfg.vms[0].nforward_listen, 3);
+	assert_int_equal(cfg.vms[0].forward_listen[0].port, 7000);
+	assert_false(cfg.vms[0].forward_listen[0].seqpacket);
+	assert_int_equal(cfg.vms[0].forward_listen[1].port, 7001);
+	assert_true(cfg.vms[0].forward_listen[1].seqpacket);
+	assert_int_equal(cfg.vms[0].forward_listen[2].port, 16);
+	assert_false(cfg.vms[0].forward_listen[2].seqpacket);
+	assert_int_equal(parse(&cfg, spec), CLI_RUN);
+	assert_int_equal(cfg.vms[0].forward_cid, 2);
+	assert_int_equal(cfg.vms[0].nforward_listen, 1);
+	assert_int_equal(parse(&cfg, plain), CLI_RUN);
+	assert_false(cfg.vms[0].forward);
+	assert_int_equal(cfg.vms[0].nforward_listen, 0);
+}
+
+static void test_forward_errors(void **state)
+{
+	static const char *const bad_cid[] = { "0", "4294967295", "-1", "x", "", "4294967296" };
+	static const char *const bad_listen[] = {
+		"", "+", "7000+", "+7000", "7000++7001", "7000+7000", "7000+7000/seqpacket",
+		"4294967295", "x", "7000/dgram", "7000/", "-1",
+		"1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16+17+18+19+20+21+22+23+24+25+26+27+28+29+"
+		"30+31+32+33",
+	};
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cid) / sizeof(bad_cid[0]); i++) {
+		const char *a[] = { "--socket", "/a", "--uds-path", "/u", "--forward-cid",
+				    bad_cid[i], NULL };
+
+		if (parse(&cfg, a) != CLI_USAGE)
+			fail_msg("forward-cid '%s' was accepted", bad_cid[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad_listen) / sizeof(bad_listen[0]); i++) {
+		const char *a[] = { "--socket", "/a", "--uds-path", "/u", "--forward-cid", "1",
+				    "--forward-listen", bad_listen[i], NULL };
+
+		if (parse(&cfg, a) != CLI_USAGE)
+			fail_msg("forward-listen '%s' was accepted", bad_listen[i]);
+	}
+	{
+		/* the kernel engine has no forwarding; --forward-listen needs --forward-cid */
+		const char *k[] = { "--socket", "/a", "--cid", "3", "--forward-cid", "1", NULL };
+		const char *l[] = { "--socket", "/a", "--uds-path", "/u", "--forward-listen", "7",
+				    NULL };
+		const char *m[] = { "--vm", "socket=/a,uds-path=/u", "--forward-cid", "1", NULL };
+
+		assert_int_equal(parse(&cfg, k), CLI_USAGE);
+		assert_int_equal(parse(&cfg, l), CLI_USAGE);
+		assert_int_equal(parse(&cfg, m), CLI_USAGE);
+	}
+}
+
 static void test_user_usage_errors(void **state)
 {
 	static const char *const cases[][8] = {
@@ -198,7 +265,9 @@ static void test_user_usage_errors(void **state)
 		{ "--vm", "socket=/a", NULL },
 		{ "--vm", "uds-path=/u", NULL },
 		{ "--vm", "socket=/a,uds-path=/u,colour=blue", NULL },
-		{ "--vm", "socket=/a,uds-path=/u,forward-cid=1", NULL },
+		{ "--vm", "socket=/a,uds-path=/u,forward-cid=0", NULL },
+		{ "--vm", "socket=/a,uds-path=/u,forward-listen=7000", NULL },
+		{ "--vm", "socket=/a,uds-path=/u", "--forward-cid", "1", NULL },
 		{ "--vm", "socket=/a,uds-path", NULL },
 		{ "--vm", "socket=/a,uds-path=/u", "--vm", "socket=/b,uds-path=/v", NULL },
 		{ "--vm", "socket=/a,uds-path=/u,guest-cid=4", "--vm",
@@ -241,7 +310,9 @@ static void test_config_file(void **state)
 				"    groups: group1+group2\n"
 				"  - socket: /tmp/vhost5.socket\n"
 				"    uds-path: /tmp/vm5.vsock\n"
-				"    guest_cid: 5\n");
+				"    guest_cid: 5\n"
+				"    forward_cid: 1\n"
+				"    forward_listen: 7000+7001/seqpacket\n");
 	const char *args[] = { "--config", path, NULL };
 
 	(void)state;
@@ -252,6 +323,11 @@ static void test_config_file(void **state)
 	assert_string_equal(cfg.vms[0].groups, "group1+group2");
 	assert_string_equal(cfg.vms[1].uds_path, "/tmp/vm5.vsock");
 	assert_string_equal(cfg.vms[1].groups, "default");
+	assert_false(cfg.vms[0].forward);
+	assert_true(cfg.vms[1].forward);
+	assert_int_equal(cfg.vms[1].forward_cid, 1);
+	assert_int_equal(cfg.vms[1].nforward_listen, 2);
+	assert_true(cfg.vms[1].forward_listen[1].seqpacket);
 	unlink(path);
 }
 
@@ -265,6 +341,10 @@ static void test_config_file_errors(void **state)
 		"vms:\n  - socket: /a\n    uds_path: /u\n    colour: blue\n",
 		"vms:\n  - socket: /a\n    uds_path: /u\n    guest_cid: 2\n",
 		"vms:\n  - socket: /a\n    uds_path: [1, 2]\n",
+		"vms:\n  - socket: /a\n    uds_path: /u\n    forward_cid: 4294967295\n",
+		"vms:\n  - socket: /a\n    uds_path: /u\n    forward_listen: 7000\n",
+		"vms:\n  - socket: /a\n    uds_path: /u\n    forward_cid: 1\n"
+		"    forward_listen: 7000+7000\n",
 		"vms:\n  - socket: /a\n   uds_path: /u\n",
 		"vms: [\n",
 		"- socket: /a\n",
@@ -546,6 +626,8 @@ int main(void)
 		cmocka_unit_test(test_fd_refused),
 		cmocka_unit_test(test_print_capabilities),
 		cmocka_unit_test(test_activation),
+		cmocka_unit_test(test_forward_options),
+		cmocka_unit_test(test_forward_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

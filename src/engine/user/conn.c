@@ -434,9 +434,11 @@ static int conn_recv_shutdown(struct conn *c, const struct pkt_hdr *h, uint64_t 
 static int conn_send_ok(struct conn *c, uint64_t now_ms)
 {
 	char line[CONN_PREAMBLE_MAX];
-	int n = hybrid_format_ok(c->local_port, line, sizeof(line));
-	int rc;
+	int n, rc;
 
+	if (c->no_ok) /* an AF_VSOCK client (--forward-listen) asked no CONNECT */
+		return conn_progress(c, now_ms);
+	n = hybrid_format_ok(c->local_port, line, sizeof(line));
 	if (n < 0)
 		return conn_reset(c, n);
 	rc = txbuf_reserve(&c->tx, (uint32_t)n, txbuf_max(c));

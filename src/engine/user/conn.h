@@ -128,6 +128,8 @@ struct conn {
 	bool host_readable;    /* host said readable and no read hit -EAGAIN since */
 	bool host_bulk;        /* the last host read filled more than one buffer: batch the next */
 	bool announced;        /* the guest has heard of this connection */
+	bool no_ok;            /* host-initiated without a CONNECT line (forwarding):
+				  no "OK <port>" line when the guest accepts */
 	uint64_t deadline_ms;  /* 0 = none; else when conn_timeout() acts */
 	struct credit cr;
 	struct conn_txbuf tx;

@@ -115,6 +115,7 @@ struct hostep {
 	bool dirty;
 	uint64_t to_host, from_host; /* bytes on the socket (stats.h) */
 	uint64_t born_ms;
+	struct stream inner;     /* the socket's own stream (Unix or AF_VSOCK) */
 };
 
 static void ep_mark(struct hostep *ep)
@@ -160,13 +161,15 @@ static ssize_t ep_readv(struct stream *s, const struct iovec *iov, int niov, uns
 	struct hostep *ep = s->ctx;
 
 	ep_mark(ep);
-	return ep_count(stream_unix_ops.readv(s, iov, niov, flags), &ep->from_host);
+	return ep_count(ep->inner.ops->readv(&ep->inner, iov, niov, flags), &ep->from_host);
 }
 
 static ssize_t ep_peek_len(struct stream *s)
 {
-	ep_mark(s->ctx);
-	return stream_unix_ops.peek_len(s);
+	struct hostep *ep = s->ctx;
+
+	ep_mark(ep);
+	return ep->inner.ops->peek_len(&ep->inner);
 }
 
 static ssize_t ep_writev(struct stream *s, const struct iovec *iov, int niov, unsigned int flags)
@@ -174,13 +177,15 @@ static ssize_t ep_writev(struct stream *s, const struct iovec *iov, int niov, un
 	struct hostep *ep = s->ctx;
 
 	ep_mark(ep);
-	return ep_count(stream_unix_ops.writev(s, iov, niov, flags), &ep->to_host);
+	return ep_count(ep->inner.ops->writev(&ep->inner, iov, niov, flags), &ep->to_host);
 }
 
 static int ep_shutdown_wr(struct stream *s)
 {
-	ep_mark(s->ctx);
-	return stream_unix_ops.shutdown_wr(s);
+	struct hostep *ep = s->ctx;
+
+	ep_mark(ep);
+	return ep->inner.ops->shutdown_wr(&ep->inner);
 }
 
 static void ep_close(struct stream *s)
@@ -189,7 +194,8 @@ static void ep_close(struct stream *s)
 
 	loop_del(ep->d->loop, &ep->w);
 	ep_unmark(ep);
-	stream_unix_ops.close(s);
+	ep->inner.ops->close(&ep->inner);
+	s->fd = -1;
 	free(ep);
 }
 
@@ -201,8 +207,13 @@ static const struct stream_ops ep_ops = {
 	.close = ep_close,
 };
 
-/* An endpoint for connected socket @fd and the stream @s that owns it. */
-static struct hostep *ep_new(struct udev *d, int fd, struct stream *s)
+/*
+ * An endpoint for connected socket @fd and the stream @s that owns it;
+ * @init wraps @fd in its own stream (stream_unix_init, or the forwarding
+ * factory's).
+ */
+static struct hostep *ep_new(struct udev *d, int fd, struct stream *s,
+			     void (*init)(struct stream *s, int fd))
 {
 	struct hostep *ep = calloc(1, sizeof(*ep));
 
@@ -215,6 +226,7 @@ static struct hostep *ep_new(struct udev *d, int fd, struct stream *s)
 	ep->fd = fd;
 	ep->w.fd = -1;
 	ep->born_ms = hybrid_now_ms();
+	init(&ep->inner, fd);
 	*s = (struct stream){ .ops = &ep_ops, .ctx = ep, .fd = fd };
 	return ep;
 }
@@ -318,22 +330,35 @@ static void guest_connect(struct udev *d, const struct pkt_hdr *req)
 {
 	int type = req->type == VSOCK_TYPE_SEQPACKET ? SOCK_SEQPACKET : SOCK_STREAM;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const struct fwd_ops *fo = d->fw.ops;
 	struct hostep *ep;
 	struct stream s;
 	struct conn *c;
-	int fd = hybrid_uds_name(d->cfg.uds_path, req->dst_port, path, sizeof(path));
+	int fd;
 
-	if (fd == 0)
-		fd = connect_host(path, type);
+	if (d->cfg.forward) {
+		/* forwarding replaces <uds_path>_P: a blocking connect, bounded */
+		snprintf(path, sizeof(path), "AF_VSOCK %u:%u", d->cfg.forward_cid, req->dst_port);
+		fd = fo->connect(fo->ctx, d->cfg.forward_cid, req->dst_port, type,
+				 FWD_CONNECT_TIMEOUT_MS);
+	} else {
+		fd = hybrid_uds_name(d->cfg.uds_path, req->dst_port, path, sizeof(path));
+		if (fd == 0)
+			fd = connect_host(path, type);
+	}
 	if (fd < 0) {
-		glog(d, LOG_LVL_INFO, "%s: guest port %u -> host port %u refused (%s_%u: %s)",
-		     d->cfg.name, req->src_port, req->dst_port, d->cfg.uds_path, req->dst_port,
-		     strerror(-fd));
+		if (d->cfg.forward)
+			glog(d, LOG_LVL_INFO, "%s: guest port %u -> host port %u refused (%s: %s)",
+			     d->cfg.name, req->src_port, req->dst_port, path, strerror(-fd));
+		else
+			glog(d, LOG_LVL_INFO, "%s: guest port %u -> host port %u refused (%s_%u: %s)",
+			     d->cfg.name, req->src_port, req->dst_port, d->cfg.uds_path,
+			     req->dst_port, strerror(-fd));
 		USTATS_ADD(refused_connects, 1);
 		conn_table_refuse(&d->ct, req);
 		return;
 	}
-	ep = ep_new(d, fd, &s);
+	ep = ep_new(d, fd, &s, d->cfg.forward ? fo->stream_init : stream_unix_init);
 	if (!ep) {
 		USTATS_ADD(refused_connects, 1);
 		conn_table_refuse(&d->ct, req);
@@ -355,9 +380,9 @@ static void guest_connect(struct udev *d, const struct pkt_hdr *req)
  * come while the VMM is still starting them); the connect deadline bounds
  * the wait.
  */
-static void host_connect(void *ctx, int fd, int type, uint32_t port)
+static void host_connect_as(struct udev *d, int fd, int type, uint32_t port,
+			    void (*init)(struct stream *s, int fd), bool ok_line)
 {
-	struct udev *d = ctx;
 	uint16_t vtype = type == SOCK_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM;
 	struct hostep *ep;
 	struct stream s;
@@ -370,7 +395,7 @@ static void host_connect(void *ctx, int fd, int type, uint32_t port)
 		 !(d->features & SEQPACKET_BIT))
 		rc = -EPROTONOSUPPORT; /* the guest driver has no SEQPACKET */
 	if (rc == 0) {
-		ep = ep_new(d, fd, &s);
+		ep = ep_new(d, fd, &s, init);
 		if (!ep)
 			return; /* logged, fd closed */
 		rc = conn_table_connect_type(&d->ct, port, vtype, &s, hybrid_now_ms(), &c);
@@ -383,10 +408,27 @@ static void host_connect(void *ctx, int fd, int type, uint32_t port)
 		USTATS_ADD(refused_connects, 1);
 		return;
 	}
+	c->no_ok = !ok_line;
 	ep->c = c;
 	ep_mark(ep);
 	USTATS_ADD(conns_opened, 1);
 	pump(d);
+}
+
+static void host_connect(void *ctx, int fd, int type, uint32_t port)
+{
+	host_connect_as(ctx, fd, type, port, stream_unix_init, true);
+}
+
+/*
+ * A client of a --forward-listen port (forward.h): the same as a hybrid
+ * CONNECT to guest port @port, on an AF_VSOCK stream, with no reply line.
+ */
+static void fwd_connect(void *ctx, int fd, int type, uint32_t port)
+{
+	struct udev *d = ctx;
+
+	host_connect_as(d, fd, type, port, d->fw.ops->stream_init, false);
 }
 
 /* ---- rings ---------------------------------------------------------------------- */
@@ -1227,6 +1269,16 @@ int udev_init(struct udev *d, const struct udev_cfg *cfg, struct loop *loop)
 		conn_table_fini(&d->ct);
 		goto err;
 	}
+	d->fw.ops = cfg->fwd_ops ? cfg->fwd_ops : &fwd_vsock_ops;
+	if (cfg->forward && cfg->nforward_listen) {
+		rc = fwd_start(&d->fw, loop, cfg->name, d->fw.ops, cfg->forward_listen,
+			       cfg->nforward_listen, fwd_connect, d);
+		if (rc < 0) {
+			hybrid_stop(&d->hy);
+			conn_table_fini(&d->ct);
+			goto err;
+		}
+	}
 	return 0;
 err:
 	loop_del(loop, &d->timer_w);
@@ -1242,6 +1294,7 @@ err:
 void udev_fini(struct udev *d)
 {
 	udev_reset(d, "shutting down");
+	fwd_stop(&d->fw);
 	hybrid_stop(&d->hy);
 	conn_table_fini(&d->ct);
 	loop_del(d->loop, &d->timer_w);

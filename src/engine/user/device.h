@@ -42,6 +42,7 @@
 
 #include "engine/event_queue.h"
 #include "engine/user/conn_table.h"
+#include "engine/user/forward.h"
 #include "engine/user/hybrid.h"
 #include "engine/user/sibling.h"
 #include "loop/loop.h"
@@ -69,6 +70,12 @@ struct udev_cfg {
 	uint32_t max_conns;       /* guest connections (--max-connections) */
 	uint32_t connect_timeout_ms; /* guest's answer to a host connect */
 	struct hybrid_limits hybrid; /* handshakes pending, their time, socket mode */
+	/* forwarding to host AF_VSOCK (forward.h); forward false: hybrid only */
+	bool forward;             /* guest connections to the host go to forward_cid */
+	uint32_t forward_cid;
+	const struct cli_fwd_port *forward_listen; /* borrowed */
+	unsigned int nforward_listen;
+	const struct fwd_ops *fwd_ops; /* NULL: real AF_VSOCK (fwd_vsock_ops); tests: doubles */
 };
 
 struct udev;
@@ -108,6 +115,7 @@ struct udev {
 	struct conn_table ct;
 	struct udev_ring ring[UDEV_NRINGS];
 	struct hybrid hy;
+	struct fwd fw;            /* --forward-listen listeners and the factory */
 	struct hostep *dirty;     /* host endpoints whose watch may need changing */
 	int timer_fd;
 	struct loop_watch timer_w;

@@ -18,6 +18,7 @@
 #define ENGINE_USER_STREAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -54,5 +55,46 @@ extern const struct stream_ops stream_unix_ops;
  * @fd: the socket
  */
 void stream_unix_init(struct stream *s, int fd);
+
+/*
+ * Host AF_VSOCK sockets (forwarding, --forward-cid / --forward-listen).
+ * STREAM sockets behave as Unix ones and use the same calls; SEQPACKET
+ * peek_len() never peeks (AF_VSOCK SEQPACKET before Linux 6.4 dequeues on
+ * MSG_PEEK) but reads the whole message into a buffer of the stream's own
+ * (up to STREAM_VSOCK_STASH bytes; a longer message is reported at its
+ * full length and then read truncated, which resets the connection) that
+ * the next readv() serves.
+ * Unit tests drive it over AF_UNIX sockets, which take the same calls.
+ */
+#define STREAM_VSOCK_STASH (256u << 10)
+extern const struct stream_ops stream_vsock_ops;
+
+/**
+ * stream_vsock_init() - wrap a connected AF_VSOCK socket; the stream owns @fd.
+ * @s: the stream
+ * @fd: the socket
+ */
+void stream_vsock_init(struct stream *s, int fd);
+
+/**
+ * vsock_connect_to() - connect a new AF_VSOCK socket of @type to (@cid, @port).
+ * @cid: the peer's CID
+ * @port: its port
+ * @type: SOCK_STREAM or SOCK_SEQPACKET
+ * @timeout_ms: how long the connect may take (SO_VM_SOCKETS_CONNECT_TIMEOUT);
+ *              the calling thread waits that long at most
+ *
+ * Return: the connected socket (close-on-exec; the stream calls never block
+ * whatever its flags), or -errno
+ * (-ECONNRESET/-ECONNREFUSED: nobody listens; -ETIMEDOUT).
+ */
+int vsock_connect_to(uint32_t cid, uint32_t port, int type, uint32_t timeout_ms);
+
+/**
+ * vsock_listen_on() - a listening AF_VSOCK socket of @type on
+ * (VMADDR_CID_ANY, @port), non-blocking, close-on-exec.
+ * Return: the socket or -errno.
+ */
+int vsock_listen_on(uint32_t port, int type);
 
 #endif

@@ -147,6 +147,18 @@ static void vm_log(const struct user_vm *vm)
 		 vm->inherited ? "(inherited)" : vm->srv.vvu ? "(vfio)" : vc->socket_path, vc->uds_path,
 		 vc->groups ? vc->groups : CLI_DEFAULT_GROUPS, vc->tx_buffer_size, vc->queue_size,
 		 vm->port < 0 ? " (added at run time: no sibling routing)" : "");
+	if (vc->forward) {
+		char ports[CLI_MAX_FORWARD_LISTEN * 22] = "";
+		size_t off = 0;
+
+		for (unsigned int i = 0; i < vc->nforward_listen && off < sizeof(ports); i++)
+			off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%u%s",
+						i ? "+" : "", vc->forward_listen[i].port,
+						vc->forward_listen[i].seqpacket ? "/seqpacket" : "");
+		log_info("%s: forwarding: guest connections to host port P go to AF_VSOCK %u:P "
+			 "(not %s_P); host AF_VSOCK ports bridged into the guest: %s", vm->name,
+			 vc->forward_cid, vc->uds_path, vc->nforward_listen ? ports : "none");
+	}
 	log_info("%s: limits: %u connections, %u pending host connects, CONNECT line within "
 		 "%u ms, guest answer within %u ms; socket files mode %04o", vm->name,
 		 vc->max_connections, vc->max_pending_connects, vc->handshake_timeout_ms,
@@ -167,6 +179,10 @@ static int vm_setup(struct user_vm *vm)
 		.port = vm->port >= 0 ? (unsigned int)vm->port : 0,
 		.max_conns = vc->max_connections,
 		.connect_timeout_ms = vc->connect_timeout_ms,
+		.forward = vc->forward,
+		.forward_cid = vc->forward_cid,
+		.forward_listen = vc->forward_listen,
+		.nforward_listen = vc->nforward_listen,
 		.hybrid = {
 			.max_pending = vc->max_pending_connects,
 			.timeout_ms = vc->handshake_timeout_ms,
@@ -466,6 +482,15 @@ static int check_unique(const struct user_engine *ue, const struct vm_config *vc
 	return 0;
 }
 
+static bool forwards_at_start(const struct config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nvms; i++) {
+		if (cfg->vms[i].forward)
+			return true;
+	}
+	return false;
+}
+
 static int free_slot(const struct user_engine *ue)
 {
 	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
@@ -483,6 +508,12 @@ struct user_vm *user_engine_add(struct user_engine *ue, const struct vm_config *
 
 	if (check_unique(ue, vc, err, errlen) < 0)
 		return NULL;
+	if (vc->forward && !forwards_at_start(ue->cfg)) {
+		/* the seccomp filter allows AF_VSOCK sockets only when started so */
+		snprintf(err, errlen, "vm add: forward-cid needs a VM that forwards from start-up "
+			 "(the sandbox allows AF_VSOCK sockets only then)");
+		return NULL;
+	}
 	if (slot < 0) {
 		snprintf(err, errlen, "vm add: the daemon serves %u VMs already, the most it can",
 			 CLI_MAX_VMS);
