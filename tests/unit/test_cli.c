@@ -217,8 +217,8 @@ static void test_forward_errors(void **state)
 	static const char *const bad_listen[] = {
 		"", "+", "7000+", "+7000", "7000++7001", "7000+7000", "7000+7000/seqpacket",
 		"4294967295", "x", "7000/dgram", "7000/", "-1",
-		"1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16+17+18+19+20+21+22+23+24+25+26+27+28+29+"
-		"30+31+32+33",
+		("1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16+17+18+19+20+21+22+23+24+25+26+27+28+29+"
+		 "30+31+32+33"),
 	};
 	struct config cfg;
 
@@ -343,8 +343,8 @@ static void test_config_file_errors(void **state)
 		"vms:\n  - socket: /a\n    uds_path: [1, 2]\n",
 		"vms:\n  - socket: /a\n    uds_path: /u\n    forward_cid: 4294967295\n",
 		"vms:\n  - socket: /a\n    uds_path: /u\n    forward_listen: 7000\n",
-		"vms:\n  - socket: /a\n    uds_path: /u\n    forward_cid: 1\n"
-		"    forward_listen: 7000+7000\n",
+		("vms:\n  - socket: /a\n    uds_path: /u\n    forward_cid: 1\n"
+		 "    forward_listen: 7000+7000\n"),
 		"vms:\n  - socket: /a\n   uds_path: /u\n",
 		"vms: [\n",
 		"- socket: /a\n",
