@@ -12,6 +12,7 @@
 #include "daemon/server.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -117,6 +118,23 @@ static int begin_session(struct server *s, int fd)
 	return 0;
 }
 
+/*
+ * A front end that reconnects closes its old connection and connects at
+ * once; the loop may report the listener before the old connection's
+ * hang-up. Finish the old session first (its last messages, then its end),
+ * so the reconnect is served instead of refused as a second front end.
+ */
+static void finish_if_hung_up(struct server *s)
+{
+	struct pollfd p = { .fd = s->conn_fd, .events = POLLIN | POLLRDHUP };
+
+	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return;
+	/* each round reads a message or ends the session: a closed peer cannot block it */
+	while (s->conn_fd >= 0)
+		on_conn(s, EPOLLIN);
+}
+
 static void on_listen(void *ctx, uint32_t events)
 {
 	struct server *s = ctx;
@@ -129,6 +147,8 @@ static void on_listen(void *ctx, uint32_t events)
 			log_warn("%s: accept: %s", s->name, strerror(-fd));
 		return;
 	}
+	if (s->conn_fd >= 0)
+		finish_if_hung_up(s);
 	if (s->conn_fd >= 0) {
 		log_warn("%s: refusing a second front end while one is connected", s->name);
 		close(fd);
