@@ -41,6 +41,12 @@
 #define EXTRA_BYTES 65536u
 #define RSS_BOUND_KB (16 * 1024)
 #define TICK_MS 100
+/*
+ * The daemon's own waits for a guest's answer and a host client's CONNECT
+ * line, stretched: a VM thread of this program on a loaded machine may
+ * not run for seconds, which is not what the soak is about.
+ */
+#define SLOW_PEER_KEYS "connect-timeout-ms=30000,handshake-timeout-ms=30000"
 
 struct extra {
 	struct soak *s;
@@ -120,8 +126,8 @@ static int extra_cycle(struct extra *x)
 	char line[400];
 	int lfd, rc;
 
-	snprintf(line, sizeof(line), "vm add socket=%s,uds-path=%s,guest-cid=%u", x->xh.sock[0],
-		 x->xh.uds[0], EXTRA_CID);
+	snprintf(line, sizeof(line), "vm add socket=%s,uds-path=%s,guest-cid=%u," SLOW_PEER_KEYS,
+		 x->xh.sock[0], x->xh.uds[0], EXTRA_CID);
 	rc = ask_ok(x->ctl, line);
 	if (rc < 0)
 		return rc;
@@ -226,7 +232,7 @@ static int start_daemon(struct soak *s, struct extra *x, char *cdir)
 		return -errno;
 	snprintf(x->ctl, sizeof(x->ctl), "%s/ctl", cdir);
 	for (unsigned int i = 0; i < s->nvms; i++)
-		specs[i] = (struct uh_vm_spec){ .cid = FIRST_CID + i };
+		specs[i] = (struct uh_vm_spec){ .cid = FIRST_CID + i, .keys = SLOW_PEER_KEYS };
 	rc = uh_start(&s->h, specs, s->nvms, false, extra);
 	if (rc == 0)
 		rc = wait_control(x->ctl);

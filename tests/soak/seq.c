@@ -227,7 +227,9 @@ int soak_seq_conn(struct soak_vm *v, uint32_t port, uint32_t seed)
 		close(fd);
 	q->port = 0;
 	if (rc < 0)
-		return soak_fail(v, "seqpacket connection from port %u: %s", port, strerror(-rc));
+		return soak_fail(v, "seqpacket connection from port %u: %s (host to guest: message %u "
+				 "of %u, %u bytes of it in, %u sent)", port, strerror(-rc), q->next,
+				 q->nexp, q->have, q->next < q->nexp ? q->exp_len[q->next] : 0);
 	v->n.conns[SOAK_SEQPACKET]++;
 	return 0;
 }
