@@ -346,9 +346,10 @@ static int check_res(const struct soak *s, const struct res *start, long warm_rs
 	return 0;
 }
 
-static int report_errors(const struct soak *s)
+/* The VM threads' errors, and the main thread's (@rc, already explained on stderr). */
+static int report_errors(const struct soak *s, int rc)
 {
-	int n = 0;
+	int n = rc < 0;
 
 	for (unsigned int i = 0; i < s->nvms; i++) {
 		if (s->vm[i].err[0]) {
@@ -387,7 +388,7 @@ static int run(struct soak *s, struct extra *x, unsigned long seconds)
 	for (unsigned int i = 0; i < s->nvms; i++)
 		pthread_join(t[i], NULL);
 	figures(s, x, (double)(tfe_now_ms() - t0) / 1000.0);
-	if (report_errors(s) || rc < 0)
+	if (report_errors(s, rc))
 		return -EIO;
 	rc = stats_all_closed(x->ctl);
 	return rc < 0 ? rc : check_res(s, &start, warm_rss);
