@@ -369,6 +369,9 @@ static int run(struct soak *s, struct extra *x, unsigned long seconds)
 	int64_t t0;
 	int rc = res_read(s->h.d.pid, &start);
 
+	/* odd: no front end yet (each thread makes it even once its guest runs) */
+	for (unsigned int i = 0; i < s->nvms; i++)
+		atomic_init(&s->vm[i].epoch, 1);
 	for (unsigned int i = 0; rc == 0 && i < s->nvms; i++) {
 		s->vm[i].s = s;
 		s->vm[i].idx = i;

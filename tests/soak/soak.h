@@ -123,7 +123,7 @@ struct soak_vm {
 	struct soak_seq seq;
 	uint32_t rnd, next_port, seeds;
 	unsigned int turn;             /* which short kind goes next */
-	atomic_uint epoch;             /* odd while the front end is away */
+	atomic_uint epoch;             /* odd while the front end is away (or not yet set up) */
 	atomic_bool reconnect;         /* asked by the main thread */
 	atomic_bool tx_done;           /* no more sibling streams will be sent */
 	struct soak_counts n;

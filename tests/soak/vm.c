@@ -37,9 +37,17 @@ int soak_guest_open(struct soak_vm *v)
 	uint64_t features = F_SEQPACKET | (v->idx % 2 ? F_EVENT_IDX : F_INDIRECT);
 	const uint32_t ports[] = { SOAK_GP_LONG, SOAK_GP_SHORT, SOAK_GP_SIB };
 	int rc = uh_guest_open(&v->g, &v->s->h, v->idx, features, NULL);
+	uint64_t offered;
 
 	for (unsigned int i = 0; rc == 0 && i < 3; i++)
 		rc = tfe_vsock_listen(&v->g.vs, ports[i]);
+	/*
+	 * A reply proves the daemon handled the whole set-up, rings started:
+	 * until then it drops packets other VMs send here, as it should for
+	 * a VM that is not running, and a sibling's connect would go unanswered.
+	 */
+	if (rc == 0)
+		rc = tfe_fe_get_u64(&v->g.vm.fe, VU_REQ_GET_FEATURES, &offered);
 	if (rc < 0)
 		return soak_fail(v, "front end: %s", strerror(-rc));
 	soak_seq_attach(v);
@@ -133,6 +141,7 @@ void *soak_vm_thread(void *arg)
 		atomic_store(&v->tx_done, true);
 		return NULL;
 	}
+	atomic_fetch_add(&v->epoch, 1); /* up: main() started it odd */
 	while (!atomic_load(&v->s->stop) && !atomic_load(&v->s->failed)) {
 		if (atomic_exchange(&v->reconnect, false) && reconnect(v) < 0)
 			break;
