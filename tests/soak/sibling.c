@@ -11,7 +11,12 @@
  * buffer (256 KiB), so the sender sends it whole and then only polls for
  * the answer, while the receiver reads whenever its thread comes round.
  * A stream is "cut" (not an error) when the receiver's front end went
- * away meanwhile: the epoch of that VM changed.
+ * away meanwhile: the epoch of that VM changed. The receiver cannot tell
+ * from its own clock whether a stream began before the sender's last
+ * reconnect (the REQUEST may wait in its ring while the sender goes and
+ * comes back), so the header carries the sender's epoch; and since a
+ * sender has one stream at a time, a second one arriving means that the
+ * one held was abandoned.
  */
 #include <errno.h>
 #include <string.h>
@@ -83,6 +88,7 @@ static int tx_open(struct soak_vm *v)
 	put32(hdr, SIB_MAGIC);
 	put32(hdr + 4, seed);
 	put32(hdr + 8, t->len);
+	put32(hdr + 12, atomic_load(&v->epoch));
 	rc = tfe_vsock_send_all(&v->g.vs, t->c, hdr, SIB_HDR, SOAK_TIMEOUT_MS);
 	t->fnv = UH_FNV_INIT;
 	for (uint32_t off = 0; rc == 0 && off < t->len; off += SOAK_IO_MAX) {
@@ -163,12 +169,38 @@ static int rx_drop(struct soak_vm *v)
 	return 0;
 }
 
+/*
+ * Whether the sender reconnected since it began the stream held: its epoch
+ * in the header says; before the header, any reconnect since the last
+ * stream that ended here counts.
+ */
+static bool rx_stale(struct soak_vm *v)
+{
+	struct soak_sib_rx *x = &v->srx;
+	unsigned int now = atomic_load(&prev_vm(v)->epoch);
+
+	return x->hdr_len == SIB_HDR ? get32(x->hdr + 12) != now : now != x->ref_epoch;
+}
+
+/* Another stream from the sender waits to be accepted: the one held was abandoned. */
+static bool rx_superseded(const struct soak_vm *v)
+{
+	for (unsigned int i = 0; i < TFE_VSOCK_MAX_CONNS; i++) {
+		const struct tfe_vsock_conn *c = &v->g.vs.conns[i];
+
+		if (c->state != TFE_CONN_FREE && c->incoming && !c->accepted &&
+		    c->local_port == SOAK_GP_SIB)
+			return true;
+	}
+	return false;
+}
+
 /* The sender's failures are its to count; here only the unexplained ones are errors. */
 static int rx_fail(struct soak_vm *v, const char *what)
 {
 	struct soak_sib_rx *x = &v->srx;
 
-	if (atomic_load(&prev_vm(v)->epoch) != x->peer_epoch)
+	if (rx_stale(v))
 		return rx_drop(v);
 	rx_drop(v);
 	return soak_fail(v, "sibling stream from VM %u (seed %#x, %llu of %u bytes): %s",
@@ -216,9 +248,10 @@ static int rx_end(struct soak_vm *v)
 		return rx_fail(v, "sending the answer");
 	rc = tfe_vsock_close(&v->g.vs, x->c, SOAK_TIMEOUT_MS);
 	x->c = NULL;
-	if (rc < 0 && atomic_load(&prev_vm(v)->epoch) == x->peer_epoch)
+	if (rc < 0 && !rx_stale(v))
 		return soak_fail(v, "sibling stream from VM %u: close: %s", prev_vm(v)->idx,
 				 strerror(-rc));
+	x->ref_epoch = atomic_load(&prev_vm(v)->epoch);
 	return 1;
 }
 
@@ -230,14 +263,13 @@ int soak_sib_rx_step(struct soak_vm *v)
 	if (!x->c) {
 		if (tfe_vsock_accept(&v->g.vs, SOAK_GP_SIB, 0, &x->c) < 0)
 			return 0;
-		x->peer_epoch = atomic_load(&prev_vm(v)->epoch);
 		x->hdr_len = 0;
 		x->got = 0;
 		x->len = 0;
 		x->fnv = UH_FNV_INIT;
 		x->deadline = tfe_now_ms() + SOAK_TIMEOUT_MS;
 	}
-	if (atomic_load(&prev_vm(v)->epoch) != x->peer_epoch)
+	if ((x->hdr_len == SIB_HDR && rx_stale(v)) || rx_superseded(v))
 		return rx_drop(v);
 	r = tfe_vsock_recv(&v->g.vs, x->c, v->rbuf, SOAK_IO_MAX);
 	if (r > 0) {

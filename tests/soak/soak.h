@@ -87,7 +87,7 @@ struct soak_sib_tx {
 /* The VM-to-VM stream this VM receives from the previous one. */
 struct soak_sib_rx {
 	struct tfe_vsock_conn *c;
-	unsigned int peer_epoch;
+	unsigned int ref_epoch;        /* the sender's epoch when its last stream here ended */
 	uint8_t hdr[16];
 	unsigned int hdr_len;
 	uint32_t seed, len;
