@@ -252,8 +252,10 @@ static int drive(struct soak *s, struct extra *x, unsigned long seconds, long *w
 	bool warm = false;
 
 	while (tfe_remaining_ms(end) > 0 && !atomic_load(&s->failed)) {
-		if (!uh_alive(&s->h))
-			return fprintf(stderr, "soak: the daemon died\n"), -ECHILD;
+		if (!uh_alive(&s->h)) {
+			fprintf(stderr, "soak: the daemon died\n");
+			return -ECHILD;
+		}
 		if (tfe_now_ms() >= next_rc) {
 			atomic_store(&s->vm[who++ % s->nvms].reconnect, true);
 			next_rc += RECONNECT_EVERY_MS;
@@ -261,9 +263,11 @@ static int drive(struct soak *s, struct extra *x, unsigned long seconds, long *w
 		if (tfe_now_ms() >= next_x) {
 			int rc = extra_cycle(x);
 
-			if (rc < 0)
-				return fprintf(stderr, "soak: extra VM cycle %lu: %s\n", x->cycles,
-					       strerror(-rc)), rc;
+			if (rc < 0) {
+				fprintf(stderr, "soak: extra VM cycle %lu: %s\n", x->cycles,
+					strerror(-rc));
+				return rc;
+			}
 			next_x += EXTRA_EVERY_MS;
 		}
 		/* warm: every VM had its front end, buffers and arenas in use for a while */
@@ -338,11 +342,14 @@ static int check_res(const struct soak *s, const struct res *start, long warm_rs
 	       start->fds, end.fds, start->memfds, end.memfds, start->threads, end.threads,
 	       start->rss_kb, end.rss_kb, warm_rss, RSS_BOUND_KB,
 	       rss_enforced ? "" : " (not enforced: sanitizer build)");
-	if (rc < 0)
-		return fprintf(stderr, "soak: fds, maps or threads not back\n"), rc;
-	if (rss_enforced && end.rss_kb - start->rss_kb > RSS_BOUND_KB)
-		return fprintf(stderr, "soak: RSS grew by %ld KiB\n", end.rss_kb - start->rss_kb),
-		       -ENOMEM;
+	if (rc < 0) {
+		fprintf(stderr, "soak: fds, maps or threads not back\n");
+		return rc;
+	}
+	if (rss_enforced && end.rss_kb - start->rss_kb > RSS_BOUND_KB) {
+		fprintf(stderr, "soak: RSS grew by %ld KiB\n", end.rss_kb - start->rss_kb);
+		return -ENOMEM;
+	}
 	return 0;
 }
 

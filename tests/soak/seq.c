@@ -135,9 +135,11 @@ static int seq_g2h_msg(struct soak_vm *v, int fd, unsigned int i, uint32_t len)
 			return -ETIMEDOUT;
 		soak_step(v, 2);
 	}
-	if (rc == 0 && (r != (ssize_t)len || uh_check(v->rbuf, SEQ_G2H_SEED(&v->seq, i), 0, len) != len))
-		return soak_fail(v, "seqpacket: message %u of %u bytes arrived as %zd bytes%s", i, len,
-				 r, r == (ssize_t)len ? " with a wrong byte" : ""), -EBADMSG;
+	if (rc == 0 && (r != (ssize_t)len || uh_check(v->rbuf, SEQ_G2H_SEED(&v->seq, i), 0, len) != len)) {
+		soak_fail(v, "seqpacket: message %u of %u bytes arrived as %zd bytes%s", i, len, r,
+			  r == (ssize_t)len ? " with a wrong byte" : "");
+		return -EBADMSG;
+	}
 	return rc;
 }
 

@@ -59,6 +59,18 @@ static bool host_writable(int fd)
 	return poll(&p, 1, 0) == 1;
 }
 
+/* @n bytes just read into v->rbuf, at offset @off of stream @seed. Return: 0 or -EBADMSG (recorded). */
+static int check_bytes(struct soak_vm *v, const char *end, uint32_t seed, uint64_t off, size_t n)
+{
+	size_t bad = uh_check(v->rbuf, seed, off, n);
+
+	if (bad == n)
+		return 0;
+	soak_fail(v, "%s end: wrong byte in stream %#x at %llu+%zu", end, seed,
+		  (unsigned long long)off, bad);
+	return -EBADMSG;
+}
+
 /* Bytes read and checked against stream @seed at *@off (> 0), 0 at EOF, -EAGAIN, or -errno. */
 static ssize_t host_read_check(struct soak_vm *v, int fd, uint32_t seed, uint64_t *off)
 {
@@ -66,10 +78,8 @@ static ssize_t host_read_check(struct soak_vm *v, int fd, uint32_t seed, uint64_
 
 	if (r < 0)
 		return -errno;
-	if (r > 0 && uh_check(v->rbuf, seed, *off, (size_t)r) != (size_t)r)
-		return soak_fail(v, "host end: wrong byte in stream %#x at %llu+%zu", seed,
-				 (unsigned long long)*off, uh_check(v->rbuf, seed, *off, (size_t)r)),
-		       -EBADMSG;
+	if (check_bytes(v, "host", seed, *off, (size_t)r) < 0)
+		return -EBADMSG;
 	*off += (uint64_t)r;
 	return r;
 }
@@ -79,10 +89,8 @@ static ssize_t guest_read_check(struct soak_vm *v, struct tfe_vsock_conn *c, uin
 {
 	ssize_t r = tfe_vsock_recv(&v->g.vs, c, v->rbuf, SOAK_IO_MAX);
 
-	if (r > 0 && uh_check(v->rbuf, seed, *off, (size_t)r) != (size_t)r)
-		return soak_fail(v, "guest end: wrong byte in stream %#x at %llu+%zu", seed,
-				 (unsigned long long)*off, uh_check(v->rbuf, seed, *off, (size_t)r)),
-		       -EBADMSG;
+	if (r > 0 && check_bytes(v, "guest", seed, *off, (size_t)r) < 0)
+		return -EBADMSG;
 	if (r > 0)
 		*off += (uint64_t)r;
 	return r;
