@@ -55,10 +55,12 @@ int pw_memfd_maps(pid_t pid)
 	return n;
 }
 
-long pw_rss_kb(pid_t pid)
+/* The number after @key ("VmRSS:", "Threads:") in /proc/PID/status, or -errno. */
+static long status_field(pid_t pid, const char *key)
 {
 	char path[64], line[256];
-	long kb = -ENOENT;
+	long val = -ENOENT;
+	size_t klen = strlen(key);
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -66,11 +68,21 @@ long pw_rss_kb(pid_t pid)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+		if (strncmp(line, key, klen) == 0 && sscanf(line + klen, "%ld", &val) == 1)
 			break;
 	}
 	fclose(f);
-	return kb;
+	return val;
+}
+
+long pw_rss_kb(pid_t pid)
+{
+	return status_field(pid, "VmRSS:");
+}
+
+int pw_thread_count(pid_t pid)
+{
+	return (int)status_field(pid, "Threads:");
 }
 
 int pw_snap(pid_t pid, struct pw_snap *s)

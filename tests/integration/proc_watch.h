@@ -32,6 +32,9 @@ int pw_memfd_maps(pid_t pid);
 /** pw_rss_kb() - Return: resident set size of @pid in KiB, or -errno. */
 long pw_rss_kb(pid_t pid);
 
+/** pw_thread_count() - Return: threads of @pid, or -errno. */
+int pw_thread_count(pid_t pid);
+
 /** pw_snap() - fill @s for @pid. Return: 0 or -errno. */
 int pw_snap(pid_t pid, struct pw_snap *s);
 

@@ -299,6 +299,8 @@ int uh_guest_open(struct uh_guest *g, const struct uh *h, unsigned int i, uint64
 	rc = tfe_vm_open(&g->vm, h->sock[i], UH_GUEST_MEM, true, 5000);
 	if (rc < 0)
 		return rc;
+	/* a loaded machine may delay a set-up reply by seconds; a missing one still fails */
+	g->vm.fe.timeout_ms = UH_TIMEOUT_MS;
 	rc = tfe_setup_qemu(&g->vm, &so);
 	if (rc == 0)
 		rc = tfe_vsock_init(&g->vs, &g->vm.mem, &g->vm.vq[0], &g->vm.vq[1], NULL, g->cid, o);

@@ -20,7 +20,7 @@
 
 #include "tfe.h"
 
-#define UH_MAX_VMS 3u
+#define UH_MAX_VMS 4u
 #define UH_TIMEOUT_MS 10000
 #define UH_VSOCK_F_SEQPACKET 1
 #define UH_GUEST_MEM (32u << 20)
