@@ -66,6 +66,8 @@ struct vvb {
 	unsigned long sessions;
 	const char *record_dir;
 	FILE *record;
+	vvb_mem_filter *filter;
+	void *filter_opaque;
 };
 
 static void close_fd(int *fd)
@@ -316,9 +318,16 @@ static void from_front_end(struct vvb *b, int fd)
 {
 	int fds[VU_MAX_FDS];
 	unsigned int nfds;
-	struct vu_hdr h;
+	struct vu_hdr h = { 0 };
 	int rc = read_msg(fd, b->pend, &b->pend_len, fds, &nfds);
 
+	if (rc == 0) {
+		memcpy(&h, b->pend, sizeof(h));
+		if (h.request == VU_REQ_SET_MEM_TABLE && b->filter) {
+			rc = b->filter(b->filter_opaque, b->pend, &b->pend_len, fds, &nfds);
+			memcpy(&h, b->pend, sizeof(h));
+		}
+	}
 	if (rc < 0) {
 		for (unsigned int i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -328,7 +337,6 @@ static void from_front_end(struct vvb *b, int fd)
 		b->disc_wait = true;
 		return;
 	}
-	memcpy(&h, b->pend, sizeof(h));
 	take_fds(b, h.request, b->pend + VU_HDR_SIZE, h.size, fds, nfds);
 	b->pend_valid = true;
 }
@@ -550,6 +558,12 @@ static void *bridge_thread(void *arg)
 
 int vvb_start(struct vvb **out, struct vvm *m, const char *path, const char *record_dir)
 {
+	return vvb_start_filtered(out, m, path, record_dir, NULL, NULL);
+}
+
+int vvb_start_filtered(struct vvb **out, struct vvm *m, const char *path, const char *record_dir,
+		       vvb_mem_filter *filter, void *opaque)
+{
 	struct vvb *b;
 	struct vvm_hooks h;
 	int rc;
@@ -565,6 +579,8 @@ int vvb_start(struct vvb **out, struct vvm *m, const char *path, const char *rec
 		b->kick[i] = b->call[i] = b->err[i] = -1;
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	b->record_dir = record_dir;
+	b->filter = filter;
+	b->filter_opaque = opaque;
 	pthread_mutex_init(&b->fd_lock, NULL);
 	b->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->wake < 0) {
