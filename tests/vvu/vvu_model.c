@@ -949,8 +949,9 @@ static size_t apply_fault(struct vvm *m, enum vvm_fault f, uint8_t *msg, size_t 
 	case VVM_FAULT_BAD_LAYOUT: {
 		uint32_t n = get32(msg + 12);
 
+		/* past BAR 4 whatever came before it, even after a proxy merged the table into one region */
 		if (n >= 1 && n <= VU_MAX_MEM_REGIONS && len >= 20 + 32ull * n)
-			put64(msg + 20 + 32 * (n - 1) + 8, m->cfg.shm_size);
+			put64(msg + 20 + 32 * (n - 1) + 8, m->cfg.shm_size + PAGE);
 		return len;
 	}
 	default:
