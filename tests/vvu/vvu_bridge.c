@@ -236,6 +236,26 @@ static void record_open(struct vvb *b)
 		fprintf(stderr, "vvu bridge: recording failed\n");
 }
 
+unsigned int vvb_cmsg_fds(struct msghdr *mh, int *fds, unsigned int max)
+{
+	unsigned int n = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (n < max)
+				fds[n++] = f;
+			else
+				close(f);
+		}
+	}
+	return n;
+}
+
 /* Read exactly @len bytes (the front end writes whole messages). Return: 0, -ECONNRESET, -errno. */
 static int read_full(int fd, void *buf, size_t len)
 {
@@ -270,19 +290,7 @@ static int read_msg(int fd, uint8_t *msg, size_t *len, int *fds, unsigned int *n
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n == 0 ? -ECONNRESET : -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int f;
-
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*nfds < VU_MAX_FDS)
-				fds[(*nfds)++] = f;
-			else
-				close(f);
-		}
-	}
+	*nfds = vvb_cmsg_fds(&mh, fds, VU_MAX_FDS);
 	if (n < (ssize_t)VU_HDR_SIZE || (mh.msg_flags & MSG_CTRUNC))
 		return -EPROTO;
 	memcpy(&h, msg, sizeof(h));

@@ -257,6 +257,14 @@ typedef int vvb_mem_filter(void *opaque, uint8_t *msg, size_t *len, int *fds,
 int vvb_start_filtered(struct vvb **out, struct vvm *m, const char *path, const char *record_dir,
 		       vvb_mem_filter *filter, void *opaque);
 
+struct msghdr;
+
+/**
+ * vvb_cmsg_fds() - the SCM_RIGHTS fds a recvmsg() brought in @mh, up to
+ * @max into @fds (the rest closed). Return: how many.
+ */
+unsigned int vvb_cmsg_fds(struct msghdr *mh, int *fds, unsigned int max);
+
 /** vvb_stop() - stop the thread, close everything, remove the socket file. */
 void vvb_stop(struct vvb *b);
 

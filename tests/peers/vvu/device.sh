@@ -385,7 +385,7 @@ faults_then_session() {
 # Userspace engine: sibling guest <-> Unix sockets in the device VM
 
 user_engine() {
-	local hpid n=20 c
+	local hpid n=20 c line
 	engine=user-engine
 	daemon_start "$W/daemon-user.log" --cid "$cid" --uds-path "$W/vvu.vsock" || return
 	"$peer" --uds "$W/vvu.vsock" --timeout 600 >"$W/host-peer.log" 2>&1 &
@@ -398,12 +398,15 @@ user_engine() {
 		fail sibling "sibling $n did not finish within 600 s"
 	fi
 	# the guest program's own verdicts, one per case, under this engine's name
+	# (a file, not <(...): the chroot has no /dev/fd)
+	grep -E '^(PASS|FAIL):' "$c" >"$W/sibling-user.verdicts"
 	while IFS= read -r line; do
 		case $line in
 		PASS:*) pass "${line#PASS: }" ;;
 		FAIL:*) failed=$((failed + 1)); echo "FAIL: $engine/${line#FAIL: }" ;;
 		esac
-	done < <(grep -E '^(PASS|FAIL):' "$c")
+	done <"$W/sibling-user.verdicts"
+	[ -s "$W/sibling-user.verdicts" ] || fail sibling "no verdicts from the guest program"
 	grep -qE '^run exit=0$' "$c" || fail sibling "guest program: $(grep -m 1 '^run exit=' "$c")"
 	wait_gone "$hpid" 20 || kill "$hpid" 2>/dev/null
 	reap "$hpid"

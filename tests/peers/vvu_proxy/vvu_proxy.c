@@ -591,26 +591,6 @@ static int read_exact(int fd, uint8_t *buf, size_t len)
 	return 0;
 }
 
-static unsigned int take_fds(struct msghdr *mh, int *fds)
-{
-	unsigned int n = 0;
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int f;
-
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (n < MAX_FDS)
-				fds[n++] = f;
-			else
-				close(f);
-		}
-	}
-	return n;
-}
-
 /* One command from the client and its reply. Return: 0, or -errno to end the connection. */
 static int serve_one(struct proxy *p)
 {
@@ -630,7 +610,7 @@ static int serve_one(struct proxy *p)
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n == 0 ? -ECONNRESET : -errno;
-	nfds = take_fds(&mh, fds);
+	nfds = vvb_cmsg_fds(&mh, fds, MAX_FDS);
 	size = rd32(msg + 4);
 	flags = rd32(msg + 8);
 	rc = 0;
