@@ -256,8 +256,7 @@ unsigned int vvb_cmsg_fds(struct msghdr *mh, int *fds, unsigned int max)
 	return n;
 }
 
-/* Read exactly @len bytes (the front end writes whole messages). Return: 0, -ECONNRESET, -errno. */
-static int read_full(int fd, void *buf, size_t len)
+int vvb_read_full(int fd, void *buf, size_t len)
 {
 	size_t got = 0;
 
@@ -297,7 +296,7 @@ static int read_msg(int fd, uint8_t *msg, size_t *len, int *fds, unsigned int *n
 	if (h.size > VU_MAX_PAYLOAD)
 		return -EMSGSIZE;
 	*len = VU_HDR_SIZE + h.size;
-	return read_full(fd, msg + VU_HDR_SIZE, h.size);
+	return vvb_read_full(fd, msg + VU_HDR_SIZE, h.size);
 }
 
 static void drop_front_end(struct vvb *b, const char *why)

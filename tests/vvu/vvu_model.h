@@ -265,6 +265,9 @@ struct msghdr;
  */
 unsigned int vvb_cmsg_fds(struct msghdr *mh, int *fds, unsigned int max);
 
+/** vvb_read_full() - read exactly @len bytes from a stream socket. Return: 0, -ECONNRESET, -errno. */
+int vvb_read_full(int fd, void *buf, size_t len);
+
 /** vvb_stop() - stop the thread, close everything, remove the socket file. */
 void vvb_stop(struct vvb *b);
 

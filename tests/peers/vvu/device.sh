@@ -79,19 +79,6 @@ finish() {
 	exit
 }
 
-wait_gone() {
-	local end=$((SECONDS + $2))
-	while kill -0 "$1" 2>/dev/null; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
-
-reap() {
-	rc=0
-	wait "$1" || rc=$?
-}
-
 # wait_file FILE REGEX SECS [FROM] - a line matching REGEX in FILE (after
 # its first FROM lines). Return: 0 when seen in time.
 wait_file() {
@@ -213,25 +200,6 @@ daemon_stop() {
 	fi
 	reap "$dpid"
 	if [ "$rc" = 0 ]; then pass daemon-exit "exit 0 after SIGTERM"; else fail daemon-exit "exit status $rc"; fi
-}
-
-# daemon_sample - "TICKS SWITCHES" of the daemon's own threads (as nested/l1.sh).
-daemon_sample() {
-	local t stat comm k v cs=0 ticks=0 fields
-	[ -d "/proc/$dpid/task" ] || return 1
-	for t in /proc/"$dpid"/task/*; do
-		comm=$(cat "$t/comm" 2>/dev/null) || continue
-		[[ ! $comm =~ ^vhost-[0-9]+$ ]] || continue
-		stat=$(cat "$t/stat" 2>/dev/null) || continue
-		read -r -a fields <<<"${stat##*) }"
-		ticks=$((ticks + fields[11] + fields[12]))
-		while read -r k v; do
-			case $k in
-			voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) cs=$((cs + v)) ;;
-			esac
-		done <"$t/status"
-	done
-	echo "$ticks $cs"
 }
 
 # ------------------------------------------------------------------------

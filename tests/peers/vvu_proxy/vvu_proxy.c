@@ -574,23 +574,6 @@ static int dispatch(struct proxy *p, const uint8_t *hdr, const uint8_t *pl, uint
 	}
 }
 
-static int read_exact(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = recv(fd, buf + got, len - got, MSG_WAITALL);
-
-		if (n == 0)
-			return -ECONNRESET;
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			got += (size_t)n;
-	}
-	return 0;
-}
-
 /* One command from the client and its reply. Return: 0, or -errno to end the connection. */
 static int serve_one(struct proxy *p)
 {
@@ -623,7 +606,7 @@ static int serve_one(struct proxy *p)
 		fprintf(stderr, "vvu proxy: unexpected vfio-user reply from the client\n");
 		rc = -EPROTO;
 	} else {
-		rc = read_exact(p->client, msg + HDR, size - HDR);
+		rc = vvb_read_full(p->client, msg + HDR, size - HDR);
 	}
 	if (rc == 0) {
 		p->msgs++;
