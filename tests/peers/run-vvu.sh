@@ -38,9 +38,10 @@
 # new QEMU, both directions again (the next session works); the daemon's
 # exit; then the userspace engine with sibling 20 (guest_vsock_check
 # against host_peer in the device VM: bulk 16 MiB, half-close, seqpacket,
-# absent ports). Wall time on the shared 2-core machine: 457 s at load
-# average 20-27 (set-up 76 s, device VM boot 71 s, device.sh 281 s), 930 s
-# at load average ~33; most of it is sibling boots.
+# absent ports). Wall time on the shared 2-core machine: 327 s at load
+# average 12-17 (set-up 52 s, device VM boot 28 s, device.sh 223 s; faults
+# 132 s of it), 457 s at load 20-27, 930 s at load ~33; most of it is
+# sibling boots.
 #
 # Verdict: device.sh's markers and "vvu-device: N passed, M failed", init's
 # "run exit=0", no oops (rig_judge), plus the proxy's own checks (it served
