@@ -322,6 +322,50 @@ static void test_iommu_rules(void **state)
 	munmap(p, 0x3000);
 }
 
+/*
+ * dma_pages (the vfio-user proxy's IOMMU): a guest map arrives page by
+ * page, so adjacent pages must merge (else the table fills after
+ * VVM_MAX_DMA_MAPS pages) and an unmap must cut a hole that can be mapped
+ * again; without dma_pages the same sequence hits the table's limit.
+ */
+static void map_pages(struct vvm *m, uint8_t *base, unsigned int n, int want_last)
+{
+	for (unsigned int i = 0; i + 1 < n; i++)
+		assert_int_equal(vvm_dma_map(m, base + i * 0x1000ull, 0x100000000ull + i * 0x1000ull, 0x1000), 0);
+	assert_int_equal(vvm_dma_map(m, base + (n - 1) * 0x1000ull, 0x100000000ull + (n - 1) * 0x1000ull,
+				     0x1000), want_last);
+}
+
+static void test_dma_pages(void **state)
+{
+	const unsigned int n = VVM_MAX_DMA_MAPS + 8;
+	uint8_t *p = mmap(NULL, n * 0x1000ull, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vvm_config c = { .dma_pages = true };
+	struct vvm *m;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(vvm_new(&m, &c), 0);
+	map_pages(m, p, n, 0);
+	/* a hole in the middle, an overlap refused, the hole mapped again */
+	assert_int_equal(vvm_dma_unmap(m, 0x100000000ull + 0x5000, 0x2000), 0);
+	assert_int_equal(vvm_dma_map(m, p + 0x4000, 0x100000000ull + 0x4000, 0x2000), -EEXIST);
+	assert_int_equal(vvm_dma_map(m, p + 0x5000, 0x100000000ull + 0x5000, 0x2000), 0);
+	/* an address that does not continue the run is a new entry, not an extension */
+	assert_int_equal(vvm_dma_unmap(m, 0x100000000ull, n * 0x1000ull), 0);
+	assert_int_equal(vvm_dma_map(m, p + 0x2000, 0x100000000ull, 0x1000), 0);
+	assert_int_equal(vvm_dma_map(m, p, 0x100000000ull + 0x1000, 0x1000), 0);
+	assert_int_equal(vvm_arm_fault(m, VVM_FAULT_QSIZE0, 0), -EINVAL);
+	assert_int_equal(vvm_arm_fault(m, VVM_FAULT_OVERSIZE, 3), 0);
+	vvm_free(m);
+
+	c.dma_pages = false;
+	assert_int_equal(vvm_new(&m, &c), 0);
+	map_pages(m, p, VVM_MAX_DMA_MAPS + 1, -ENOSPC);
+	vvm_free(m);
+	munmap(p, n * 0x1000ull);
+}
+
 static void test_queues(void **state)
 {
 	struct drv t;
@@ -515,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_config_space),
 		cmocka_unit_test(test_common_config),
 		cmocka_unit_test(test_iommu_rules),
+		cmocka_unit_test(test_dma_pages),
 		cmocka_unit_test(test_queues),
 		cmocka_unit_test(test_faults_in_used_ring),
 		cmocka_unit_test(test_bridge),

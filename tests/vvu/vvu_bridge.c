@@ -66,6 +66,8 @@ struct vvb {
 	unsigned long sessions;
 	const char *record_dir;
 	FILE *record;
+	vvb_mem_filter *filter;
+	void *filter_opaque;
 };
 
 static void close_fd(int *fd)
@@ -234,8 +236,27 @@ static void record_open(struct vvb *b)
 		fprintf(stderr, "vvu bridge: recording failed\n");
 }
 
-/* Read exactly @len bytes (the front end writes whole messages). Return: 0, -ECONNRESET, -errno. */
-static int read_full(int fd, void *buf, size_t len)
+unsigned int vvb_cmsg_fds(struct msghdr *mh, int *fds, unsigned int max)
+{
+	unsigned int n = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (n < max)
+				fds[n++] = f;
+			else
+				close(f);
+		}
+	}
+	return n;
+}
+
+int vvb_read_full(int fd, void *buf, size_t len)
 {
 	size_t got = 0;
 
@@ -268,26 +289,14 @@ static int read_msg(int fd, uint8_t *msg, size_t *len, int *fds, unsigned int *n
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n == 0 ? -ECONNRESET : -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int f;
-
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*nfds < VU_MAX_FDS)
-				fds[(*nfds)++] = f;
-			else
-				close(f);
-		}
-	}
+	*nfds = vvb_cmsg_fds(&mh, fds, VU_MAX_FDS);
 	if (n < (ssize_t)VU_HDR_SIZE || (mh.msg_flags & MSG_CTRUNC))
 		return -EPROTO;
 	memcpy(&h, msg, sizeof(h));
 	if (h.size > VU_MAX_PAYLOAD)
 		return -EMSGSIZE;
 	*len = VU_HDR_SIZE + h.size;
-	return read_full(fd, msg + VU_HDR_SIZE, h.size);
+	return vvb_read_full(fd, msg + VU_HDR_SIZE, h.size);
 }
 
 static void drop_front_end(struct vvb *b, const char *why)
@@ -316,9 +325,16 @@ static void from_front_end(struct vvb *b, int fd)
 {
 	int fds[VU_MAX_FDS];
 	unsigned int nfds;
-	struct vu_hdr h;
+	struct vu_hdr h = { 0 };
 	int rc = read_msg(fd, b->pend, &b->pend_len, fds, &nfds);
 
+	if (rc == 0) {
+		memcpy(&h, b->pend, sizeof(h));
+		if (h.request == VU_REQ_SET_MEM_TABLE && b->filter) {
+			rc = b->filter(b->filter_opaque, b->pend, &b->pend_len, fds, &nfds);
+			memcpy(&h, b->pend, sizeof(h));
+		}
+	}
 	if (rc < 0) {
 		for (unsigned int i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -328,7 +344,6 @@ static void from_front_end(struct vvb *b, int fd)
 		b->disc_wait = true;
 		return;
 	}
-	memcpy(&h, b->pend, sizeof(h));
 	take_fds(b, h.request, b->pend + VU_HDR_SIZE, h.size, fds, nfds);
 	b->pend_valid = true;
 }
@@ -550,6 +565,12 @@ static void *bridge_thread(void *arg)
 
 int vvb_start(struct vvb **out, struct vvm *m, const char *path, const char *record_dir)
 {
+	return vvb_start_filtered(out, m, path, record_dir, NULL, NULL);
+}
+
+int vvb_start_filtered(struct vvb **out, struct vvm *m, const char *path, const char *record_dir,
+		       vvb_mem_filter *filter, void *opaque)
+{
 	struct vvb *b;
 	struct vvm_hooks h;
 	int rc;
@@ -565,6 +586,8 @@ int vvb_start(struct vvb **out, struct vvm *m, const char *path, const char *rec
 		b->kick[i] = b->call[i] = b->err[i] = -1;
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	b->record_dir = record_dir;
+	b->filter = filter;
+	b->filter_opaque = opaque;
 	pthread_mutex_init(&b->fd_lock, NULL);
 	b->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->wake < 0) {

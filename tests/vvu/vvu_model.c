@@ -616,6 +616,18 @@ void vvm_shm_base(struct vvm *m, uint8_t **base, uint64_t *size)
 	*size = m->cfg.shm_size;
 }
 
+int vvm_arm_fault(struct vvm *m, enum vvm_fault f, unsigned int at)
+{
+	if (f <= VVM_FAULT_NONE || f >= VVM_FAULT_CAP_OUTSIDE)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	m->cfg.fault = f;
+	m->cfg.fault_at = at;
+	m->fault_done = false;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 /* ---- IOMMU ---- */
 
 unsigned int vvm_iova_ranges(uint64_t starts[2], uint64_t ends[2])
@@ -636,6 +648,66 @@ static bool iova_usable(uint64_t iova, uint64_t size)
 	return last < MSI_START || iova > MSI_END;
 }
 
+/*
+ * dma_pages: the new map continues an existing one (or is continued by
+ * it) in both IOVA and address, so one entry covers both and a ring or
+ * buffer across the page boundary stays one pointer.
+ */
+static bool dma_extend_locked(struct vvm *m, uint8_t *vaddr, uint64_t iova, uint64_t size)
+{
+	for (unsigned int i = 0; i < m->ndma; i++) {
+		struct vvm_dma *d = &m->dma[i];
+
+		if (d->iova + d->size == iova && d->vaddr + d->size == vaddr) {
+			d->size += size;
+			return true;
+		}
+		if (iova + size == d->iova && vaddr + size == d->vaddr) {
+			d->iova = iova;
+			d->vaddr = vaddr;
+			d->size += size;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* dma_pages: [iova, iova + size) leaves every entry it overlaps, splitting one it is inside. */
+static int dma_cut_locked(struct vvm *m, uint64_t iova, uint64_t size)
+{
+	uint64_t end = iova + size < iova ? UINT64_MAX : iova + size;
+
+	unsigned int i = 0;
+
+	while (i < m->ndma) {
+		struct vvm_dma *d = &m->dma[i];
+		uint64_t d_end = d->iova + d->size;
+
+		if (end <= d->iova || d_end <= iova) {
+			i++;
+			continue;
+		}
+		if (iova > d->iova && end < d_end) {
+			if (m->ndma == VVM_MAX_DMA_MAPS)
+				return -ENOSPC;
+			m->dma[m->ndma++] = (struct vvm_dma){ end, d_end - end, d->vaddr + (end - d->iova) };
+			d->size = iova - d->iova;
+		} else if (iova > d->iova) {
+			d->size = iova - d->iova;
+		} else if (end < d_end) {
+			d->vaddr += end - d->iova;
+			d->size = d_end - end;
+			d->iova = end;
+		} else {
+			/* wholly inside: the last entry takes its slot, to be looked at next */
+			m->dma[i] = m->dma[--m->ndma];
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
 int vvm_dma_map(struct vvm *m, void *vaddr, uint64_t iova, uint64_t size)
 {
 	int rc = 0;
@@ -648,10 +720,12 @@ int vvm_dma_map(struct vvm *m, void *vaddr, uint64_t iova, uint64_t size)
 		if (iova < m->dma[i].iova + m->dma[i].size && m->dma[i].iova < iova + size)
 			rc = -EEXIST;
 	}
-	if (rc == 0 && m->ndma == VVM_MAX_DMA_MAPS)
-		rc = -ENOSPC;
-	if (rc == 0)
-		m->dma[m->ndma++] = (struct vvm_dma){ iova, size, vaddr };
+	if (rc == 0 && !(m->cfg.dma_pages && dma_extend_locked(m, vaddr, iova, size))) {
+		if (m->ndma == VVM_MAX_DMA_MAPS)
+			rc = -ENOSPC;
+		else
+			m->dma[m->ndma++] = (struct vvm_dma){ iova, size, vaddr };
+	}
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -661,6 +735,12 @@ int vvm_dma_unmap(struct vvm *m, uint64_t iova, uint64_t size)
 	unsigned int kept = 0;
 
 	pthread_mutex_lock(&m->lock);
+	if (m->cfg.dma_pages) {
+		int rc = dma_cut_locked(m, iova, size);
+
+		pthread_mutex_unlock(&m->lock);
+		return rc;
+	}
 	/* like type1: every mapping wholly inside the range goes */
 	for (unsigned int i = 0; i < m->ndma; i++) {
 		const struct vvm_dma *d = &m->dma[i];
@@ -869,8 +949,9 @@ static size_t apply_fault(struct vvm *m, enum vvm_fault f, uint8_t *msg, size_t 
 	case VVM_FAULT_BAD_LAYOUT: {
 		uint32_t n = get32(msg + 12);
 
+		/* past BAR 4 whatever came before it, even after a proxy merged the table into one region */
 		if (n >= 1 && n <= VU_MAX_MEM_REGIONS && len >= 20 + 32ull * n)
-			put64(msg + 20 + 32 * (n - 1) + 8, m->cfg.shm_size);
+			put64(msg + 20 + 32 * (n - 1) + 8, m->cfg.shm_size + PAGE);
 		return len;
 	}
 	default:

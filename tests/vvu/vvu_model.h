@@ -103,6 +103,14 @@ struct vvm_config {
 	uint32_t max_vhost_queues; /* 0: VVM_MAX_VHOST_QUEUES */
 	enum vvm_fault fault;
 	unsigned int fault_at;    /* message number for message faults (0 = 1st) */
+	/*
+	 * DMA maps as an IOMMU's page table sees them (the vfio-user front
+	 * door, where a guest's map of N pages arrives as N 4 KiB maps): a map
+	 * that continues another in IOVA and address extends it, and an unmap
+	 * cuts its range out of whatever it overlaps. Off: type1's rules
+	 * (whole mappings only), which the in-process tests check.
+	 */
+	bool dma_pages;
 };
 
 struct vvm_stats {
@@ -156,6 +164,13 @@ int vvm_dma_unmap(struct vvm *m, uint64_t iova, uint64_t size);
  * keeps them open until MSI-X is changed or off (@n == 0), as vpci does.
  */
 int vvm_set_msix(struct vvm *m, const int *efds, unsigned int n);
+/**
+ * vvm_arm_fault() - inject message fault @f once, at the @at-th rx
+ * message (0-based) since the last reset, or at the next one when that is
+ * past; the probe faults are only taken from the config at vvm_new().
+ * Return: 0 or -EINVAL.
+ */
+int vvm_arm_fault(struct vvm *m, enum vvm_fault f, unsigned int at);
 /** vvm_flr() - function-level reset (as VFIO_DEVICE_RESET). */
 void vvm_flr(struct vvm *m);
 /** vvm_iova_ranges() - the usable IOVA ranges (2): below and above the MSI window. Return: 2. */
@@ -227,6 +242,31 @@ struct vvb;
  * fuzz_vvu's message-mode input. Return: 0 or -errno.
  */
 int vvb_start(struct vvb **out, struct vvm *m, const char *path, const char *record_dir);
+
+/*
+ * vvb_mem_filter - a proxy's own check of SET_MEM_TABLE, before the bridge
+ * maps it and passes it on: it may rewrite the whole message @msg in place
+ * (@len bytes, room for VVM_MAX_MSG; header size kept consistent), and
+ * close fds it leaves out of the table (then lowering *@nfds).
+ * Return: 0, or -errno to refuse the table, which ends the session.
+ */
+typedef int vvb_mem_filter(void *opaque, uint8_t *msg, size_t *len, int *fds,
+			   unsigned int *nfds);
+
+/** vvb_start_filtered() - vvb_start() with @filter (and its @opaque) on every memory table. */
+int vvb_start_filtered(struct vvb **out, struct vvm *m, const char *path, const char *record_dir,
+		       vvb_mem_filter *filter, void *opaque);
+
+struct msghdr;
+
+/**
+ * vvb_cmsg_fds() - the SCM_RIGHTS fds a recvmsg() brought in @mh, up to
+ * @max into @fds (the rest closed). Return: how many.
+ */
+unsigned int vvb_cmsg_fds(struct msghdr *mh, int *fds, unsigned int max);
+
+/** vvb_read_full() - read exactly @len bytes from a stream socket. Return: 0, -ECONNRESET, -errno. */
+int vvb_read_full(int fd, void *buf, size_t len);
 
 /** vvb_stop() - stop the thread, close everything, remove the socket file. */
 void vvb_stop(struct vvb *b);

@@ -335,3 +335,50 @@ rig_judge() {
 	esac
 	return "$rc"
 }
+
+# ------------------------------------------------------------------------
+# Helpers for in-guest scripts that judge a daemon (nested/l1.sh, vvu/device.sh)
+
+# wait_gone PID SECS - wait for a process that is not our child to end.
+wait_gone() {
+	local end=$((SECONDS + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.2
+	done
+}
+
+# reap PID - wait for our background child and set rc to its exit status
+# (not in a command substitution: a subshell cannot wait for our children).
+reap() {
+	rc=0
+	wait "$1" || rc=$?
+}
+
+# daemon_sample - "TICKS SWITCHES": utime+stime (/proc/PID/task/TID/stat
+# fields 14 and 15, after the comm in parentheses) and voluntary +
+# involuntary context switches, summed over the daemon's own threads.
+# Since Linux 6.4 the kernel's vhost worker is a thread of the process that
+# called VHOST_SET_OWNER (a vhost_task, comm "vhost-PID"): it is the data
+# path itself, so it is left out (with 6.12 it did ~750 switches and ~0.7 s
+# per 16 MiB each way; 6.1's worker is a kernel thread, outside the process).
+# Uses the caller's $dpid.
+# shellcheck disable=SC2154 # dpid is the caller's
+daemon_sample() {
+	local t stat comm k v cs=0 ticks=0 fields
+	[ -d "/proc/$dpid/task" ] || return 1
+	for t in /proc/"$dpid"/task/*; do
+		comm=$(cat "$t/comm" 2>/dev/null) || continue
+		# Not vhost-*: the daemon's own comm is "vhost-user-vsoc".
+		[[ ! $comm =~ ^vhost-[0-9]+$ ]] || continue
+		stat=$(cat "$t/stat" 2>/dev/null) || continue
+		read -r -a fields <<<"${stat##*) }"
+		ticks=$((ticks + fields[11] + fields[12]))
+		while read -r k v; do
+			case $k in
+			voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) cs=$((cs + v)) ;;
+			esac
+		done <"$t/status"
+	done
+	echo "$ticks $cs"
+}
