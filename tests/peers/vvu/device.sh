@@ -262,6 +262,8 @@ kernel_data() {
 # doorbell (the kernel cannot write MMIO). Calls coalesce; a daemon on the
 # data path would wake at least once per packet (the guests' 4 KiB rx
 # buffers: 2 * BYTES / 4 KiB packets), so it must stay well under that.
+# Measured 268-524 per 8192 packets at load 12-35; how calls coalesce on a
+# quiet machine was not measured, hence a bound of one per 2 packets.
 judge_path() {
 	local dt dc pkts
 	if [ -z "$1" ] || [ -z "$2" ]; then
@@ -272,10 +274,10 @@ judge_path() {
 	dc=$((${2#* } - ${1#* }))
 	pkts=$((2 * bytes / 4096))
 	info "daemon during $bytes bytes each way: CPU +$dt ticks, context switches +$dc (CLK_TCK $(getconf CLK_TCK)), $pkts packets of 4 KiB"
-	if [ "$dc" -lt $((pkts / 8)) ]; then
-		pass daemon-off-data-path "switches +$dc < $((pkts / 8)) (1 per 8 packets), CPU +$dt ticks: the calls it relays"
+	if [ "$dc" -lt $((pkts / 2)) ]; then
+		pass daemon-off-data-path "switches +$dc < $((pkts / 2)) (1 per 2 packets), CPU +$dt ticks: the calls it relays"
 	else
-		fail daemon-off-data-path "switches +$dc >= $((pkts / 8)) (1 per 8 of $pkts packets), CPU +$dt ticks"
+		fail daemon-off-data-path "switches +$dc >= $((pkts / 2)) (1 per 2 of $pkts packets), CPU +$dt ticks"
 	fi
 }
 
