@@ -26,7 +26,7 @@
 
 #define CLI_DEFAULT_VHOST_PATH "/dev/vhost-vsock"
 #define CLI_DEFAULT_CID 3u
-#define CLI_DEFAULT_TX_BUFFER_SIZE 65536u
+#define CLI_DEFAULT_TX_BUFFER_SIZE 262144u /* Linux's SO_VM_SOCKETS_BUFFER_SIZE default */
 #define CLI_MAX_TX_BUFFER_SIZE (16u << 20)
 #define CLI_DEFAULT_QUEUE_SIZE 1024u
 #define CLI_DEFAULT_GROUPS "default"

@@ -159,7 +159,7 @@ static void test_user_single(void **state)
 	assert_string_equal(cfg.vms[0].groups, "g1+g2");
 	assert_int_equal(parse(&cfg, defaults), CLI_RUN);
 	assert_int_equal(cfg.vms[0].cid, 3);
-	assert_int_equal(cfg.vms[0].tx_buffer_size, 65536);
+	assert_int_equal(cfg.vms[0].tx_buffer_size, 262144);
 	assert_int_equal(cfg.vms[0].queue_size, 1024);
 	assert_string_equal(cfg.vms[0].groups, "default");
 }

@@ -56,7 +56,7 @@
 #include "engine/user/pkt.h"
 #include "engine/user/stream.h"
 
-#define CONN_DEFAULT_BUF_ALLOC (64u * 1024)
+#define CONN_DEFAULT_BUF_ALLOC (256u * 1024) /* Linux's vsock default: the guest's send window */
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 2000u /* Firecracker's REQUEST timeout */
 #define CONN_DEFAULT_CLOSE_TIMEOUT_MS 8000u   /* Linux's VSOCK_CLOSE_TIMEOUT */
 /* Complete guest messages held for a SEQPACKET host that is not reading. */
