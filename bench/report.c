@@ -202,8 +202,9 @@ static void print_table(const struct bench_opts *o)
 {
 	char goal[32];
 
-	printf("\nvsock-bench: medians of %u repetition%s, %.2f s per timed run\n", o->repeats,
-	       o->repeats == 1 ? "" : "s", o->secs);
+	printf("\nvsock-bench: medians of %u repetition%s, %.2f s per timed run, %s%s\n",
+	       o->repeats, o->repeats == 1 ? "" : "s", o->secs, o->cpus ? "pinned to CPUs " : "unpinned",
+	       o->cpus ? o->cpus : "");
 	printf("%-56s %-7s %11s %11s %7s  %s\n", "figure", "unit", "ours", "baseline", "ratio",
 	       "target");
 	for (unsigned int i = 0; i < nfigs; i++) {
@@ -281,8 +282,8 @@ static void json_head(FILE *f, const struct bench_opts *o, double load_start)
 		"\"load1_end\": %.2f},\n", sysconf(_SC_NPROCESSORS_ONLN), u.release, load_start,
 		bench_loadavg());
 	fprintf(f, "  \"config\": {\"repeats\": %u, \"secs\": %g, \"idle_secs\": %g, "
-		"\"idle_conns\": %u, \"smoke\": %s},\n", o->repeats, o->secs, o->idle_secs,
-		o->idle_conns, o->smoke ? "true" : "false");
+		"\"idle_conns\": %u, \"smoke\": %s, \"cpus\": \"%s\"},\n", o->repeats, o->secs,
+		o->idle_secs, o->idle_conns, o->smoke ? "true" : "false", o->cpus ? o->cpus : "");
 }
 
 /* Read the file back: a truncated or missing one fails the run. */
