@@ -716,6 +716,8 @@ static void tx_drain(struct udev *d, uint64_t now)
 	while (r->live) {
 		vq_disable_notify(&r->vq);
 		rc = tx_batch(d, r, now);
+		/* the held payload lives in chains ring_publish() hands back */
+		conn_table_tx_flush(&d->ct, now);
 		if (rc == TX_BROKEN) {
 			dev_fail(d, r);
 			return;
