@@ -216,12 +216,24 @@ static struct hostep *ep_new(struct udev *d, int fd, struct stream *s,
 			     void (*init)(struct stream *s, int fd))
 {
 	struct hostep *ep = calloc(1, sizeof(*ep));
+	int sndbuf = (int)d->cfg.buf_alloc;
 
 	if (!ep) {
 		log_warn("%s: out of memory for a host connection", d->cfg.name);
 		close(fd);
 		return NULL;
 	}
+	/*
+	 * Room in the socket for the guest's whole credit window (the kernel
+	 * doubles the value for its overhead; capped by net.core.wmem_max):
+	 * otherwise a full socket makes us copy the rest of the window, wait
+	 * for the host program to empty half the socket, and only then give
+	 * the guest its credit back. Pinned to one CPU, guest -> host 64 KiB
+	 * writes went from 0.03-0.07x to 0.57-0.85x of the baseline. Memory
+	 * is taken only while bytes wait in the socket; best effort.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		log_debug("%s: SO_SNDBUF %d: %s", d->cfg.name, sndbuf, strerror(errno));
 	ep->d = d;
 	ep->fd = fd;
 	ep->w.fd = -1;
