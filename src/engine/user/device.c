@@ -906,19 +906,33 @@ static void rx_fill(struct udev *d, uint64_t now)
 
 /* ---- events --------------------------------------------------------------------- */
 
-static void timer_update(struct udev *d)
+static bool timer_needed(const struct udev *d)
 {
-	bool need = d->ct.count > 0 || hybrid_busy(&d->hy) || d->tx_hold_since;
+	return d->ct.count > 0 || hybrid_busy(&d->hy) || d->tx_hold_since;
+}
+
+static void timer_set(struct udev *d, bool on)
+{
 	struct itimerspec its = { 0 };
 
-	if (need == d->timer_on)
-		return;
-	if (need) {
+	if (on) {
 		its.it_interval.tv_nsec = (long)UDEV_TICK_MS * 1000000;
 		its.it_value = its.it_interval;
 	}
 	if (timerfd_settime(d->timer_fd, 0, &its, NULL) == 0)
-		d->timer_on = need;
+		d->timer_on = on;
+}
+
+/*
+ * Armed as soon as something needs it, disarmed only by a tick that finds
+ * nothing to do (on_timer()): a connection that comes and goes between two
+ * ticks costs no timerfd_settime() pair, and an idle device still sleeps
+ * after at most one more tick.
+ */
+static void timer_update(struct udev *d)
+{
+	if (!d->timer_on && timer_needed(d))
+		timer_set(d, true);
 }
 
 /*
@@ -973,6 +987,8 @@ static void on_timer(void *ctx, uint32_t events)
 	conn_table_expire(&d->ct, now);
 	hybrid_expire(&d->hy, now);
 	pump(d);
+	if (d->timer_on && !timer_needed(d))
+		timer_set(d, false);
 }
 
 void udev_wake(struct udev *d)
