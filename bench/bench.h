@@ -78,6 +78,13 @@ int bench_thread_ticks(pid_t pid, long *ticks, unsigned int max);
 /** bench_switches() - Return: times this process has slept (voluntary context switches). */
 long bench_switches(void);
 
+/**
+ * bench_pin() - pin this process, and so every process it starts later
+ * (daemon, host roles; affinity is inherited), to the CPUs of @list
+ * ("0", "0,1", "0-3"). Return: 0 or negative errno (-EINVAL: a bad list).
+ */
+int bench_pin(const char *list);
+
 /** bench_clk_tck() - Return: ticks per second of /proc CPU times. */
 long bench_clk_tck(void);
 
@@ -158,6 +165,7 @@ struct bench_opts {
 	bool verbose;           /* each run's details on stderr */
 	const char *only;       /* run only figures whose id starts with this */
 	const char *vm_keys;    /* appended to every --vm spec ("" for none) */
+	const char *cpus;       /* --cpus LIST every process is pinned to, or NULL */
 	const char *const *daemon_args;
 };
 

@@ -4,7 +4,7 @@
  *
  *   vsock-bench --daemon PATH [--json FILE] [--repeats N] [--secs S]
  *               [--idle-secs S] [--idle-conns N] [--only PREFIX]
- *               [--vm-keys K=V,...] [--daemon-arg ARG]... [--smoke]
+ *               [--vm-keys K=V,...] [--daemon-arg ARG]... [--cpus LIST] [--smoke]
  *
  * One daemon with two VMs serves every traffic run (so its peak RSS covers
  * them all); the idle measurements start a fresh daemon each repetition.
@@ -23,11 +23,8 @@
 #include <sys/resource.h>
 
 #define MAX_DAEMON_ARGS 16
-/*
- * The daemon's per-connection buffer as large as Linux's default vsock
- * buffer (256 KiB): it is the guest's send window (README "Performance").
- */
-#define DEFAULT_VM_KEYS "tx-buffer-size=262144"
+/* The daemon's own defaults (256 KiB of credit, Linux's): what a new user gets. */
+#define DEFAULT_VM_KEYS ""
 
 static void usage(FILE *f)
 {
@@ -40,12 +37,14 @@ static void usage(FILE *f)
 		"  --idle-conns N     idle connections for the memory figure (default 10000)\n"
 		"  --only PREFIX      only figures whose id starts with PREFIX (ID$: that one)\n"
 		"  --vm-keys K=V,...  appended to each --vm spec of the daemon\n"
-		"                     (default %s)\n"
+		"                     (default: none, the daemon's defaults)\n"
 		"  --daemon-arg ARG   pass ARG to the daemon (repeatable)\n"
+		"  --cpus LIST        pin every process (daemon, guest, host programs, the\n"
+		"                     baseline's) to these CPUs, e.g. 0 or 0-1\n"
 		"  --smoke            CI mode: 1 short repetition, 200 idle connections\n"
 		"  --verbose          each run's bytes and time, and the guest driver's\n"
 		"                     refusals, on stderr\n",
-		BENCH_MAX_REPEATS, DEFAULT_VM_KEYS);
+		BENCH_MAX_REPEATS);
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -70,6 +69,7 @@ static int parse_opt(struct bench_opts *o, int c, const char *arg, const char **
 	case 'j': o->json = arg; break;
 	case 'o': o->only = arg; break;
 	case 'k': o->vm_keys = arg; break;
+	case 'c': o->cpus = arg; break;
 	case 's': o->smoke = true; break;
 	case 'v': o->verbose = true; tfe_verbosity = 2; break;
 	case 'r': rc = parse_num(arg, 1, BENCH_MAX_REPEATS, &v); o->repeats = (unsigned int)v; break;
@@ -96,6 +96,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
 		{ "only", required_argument, NULL, 'o' },
 		{ "daemon-arg", required_argument, NULL, 'a' },
 		{ "vm-keys", required_argument, NULL, 'k' },
+		{ "cpus", required_argument, NULL, 'c' },
 		{ "smoke", no_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -120,7 +121,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
 		*o = (struct bench_opts){ .daemon = o->daemon, .json = o->json, .only = o->only,
 					  .repeats = 1, .secs = 0.1, .idle_secs = 0.2,
 					  .idle_conns = 200, .smoke = true, .vm_keys = o->vm_keys,
-					  .verbose = o->verbose,
+					  .cpus = o->cpus, .verbose = o->verbose,
 					  .daemon_args = dargs };
 	if (!o->daemon || optind != argc) {
 		usage(stderr);
@@ -188,6 +189,11 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o, dargs) < 0)
 		return 2;
 	raise_fd_limit();
+	/* before any child exists: they all inherit it */
+	if (o.cpus && bench_pin(o.cpus) < 0) {
+		fprintf(stderr, "vsock-bench: --cpus %s: not a usable CPU list\n", o.cpus);
+		return 2;
+	}
 	if (bench_pat_init() < 0)
 		return 1;
 	/* a hang ends the run (and the daemon) instead of the CI job */

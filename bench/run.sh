@@ -10,6 +10,7 @@
 # compare runs made at low load, and use --repeats for more repetitions.
 # Any vsock-bench option passes through (vsock-bench --help), e.g.
 #   bench/run.sh --repeats 9 --only h2g       host -> guest streams only
+#   bench/run.sh --cpus 0                     every process on CPU 0 (less spread)
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$src/build-bench

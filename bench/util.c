@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -186,4 +187,44 @@ double bench_loadavg(void)
 		fclose(f);
 	}
 	return l;
+}
+
+/* One "N" or "N-M" of a CPU list into @set. Return: 0 or -EINVAL. */
+static int pin_range(const char *s, size_t len, cpu_set_t *set)
+{
+	char item[32], *end;
+	unsigned long lo, hi;
+
+	if (len == 0 || len >= sizeof(item))
+		return -EINVAL;
+	memcpy(item, s, len);
+	item[len] = '\0';
+	lo = strtoul(item, &end, 10);
+	hi = lo;
+	if (end != item && *end == '-')
+		hi = strtoul(end + 1, &end, 10);
+	if (end == item || *end || lo > hi || hi >= CPU_SETSIZE)
+		return -EINVAL;
+	for (unsigned long c = lo; c <= hi; c++)
+		CPU_SET(c, set);
+	return 0;
+}
+
+int bench_pin(const char *list)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (const char *p = list;;) {
+		size_t len = strcspn(p, ",");
+
+		if (pin_range(p, len, &set) < 0)
+			return -EINVAL;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		return -errno;
+	return 0;
 }

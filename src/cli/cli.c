@@ -52,6 +52,7 @@ enum {
 	OPT_GROUP,
 	OPT_FORWARD_CID,
 	OPT_FORWARD_LISTEN,
+	OPT_POLL_US,
 };
 
 #define PRINT_CAPS_OPTION "--print-capabilities"
@@ -75,6 +76,7 @@ static const struct option long_options[] = {
 	{ "max-pending-connects", required_argument, NULL, OPT_MAX_PENDING },
 	{ "handshake-timeout-ms", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
 	{ "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "poll-us", required_argument, NULL, OPT_POLL_US },
 	{ "forward-cid", required_argument, NULL, OPT_FORWARD_CID },
 	{ "forward-listen", required_argument, NULL, OPT_FORWARD_LISTEN },
 	{ "control", required_argument, NULL, OPT_CONTROL },
@@ -151,6 +153,9 @@ void cli_usage(FILE *out)
 		"                             (default %u)\n"
 		"      --connect-timeout-ms N userspace: time for the guest to answer a host\n"
 		"                             client's connection (default %u)\n"
+		"      --poll-us N            userspace: after each event, the VM's thread polls\n"
+		"                             for N more microseconds before it sleeps: lower\n"
+		"                             latency for CPU time (default 0: off)\n"
 		"      --forward-cid N        userspace: guest connections to host port P go to\n"
 		"                             host AF_VSOCK (N, P) instead of PATH_P; N is 1\n"
 		"                             (this host's loopback), 2 or 3..4294967294\n"
@@ -162,7 +167,7 @@ void cli_usage(FILE *out)
 		"      --vm KEY=VALUE,...     userspace: one device per --vm; keys socket, guest-cid,\n"
 		"                             uds-path, tx-buffer-size, queue-size, groups,\n"
 		"                             socket-mode, max-connections, max-pending-connects,\n"
-		"                             handshake-timeout-ms, connect-timeout-ms,\n"
+		"                             handshake-timeout-ms, connect-timeout-ms, poll-us,\n"
 		"                             forward-cid, forward-listen\n"
 		"      --config FILE          userspace: devices from a YAML file (a 'vms:' list\n"
 		"                             with the --vm keys in snake_case)\n"
@@ -324,7 +329,7 @@ static int parse_single(int opt, const char *arg, struct single *s, struct confi
 	return parse_limit(opt, arg, s);
 }
 
-/* The userspace engine's resource bounds, one --vm key each. */
+/* The userspace engine's resource bounds and busy polling, one --vm key each. */
 static int parse_limit(int opt, const char *arg, struct single *s)
 {
 	static const struct {
@@ -335,6 +340,7 @@ static int parse_limit(int opt, const char *arg, struct single *s)
 		{ OPT_MAX_PENDING, "max-pending-connects" },
 		{ OPT_HANDSHAKE_TIMEOUT, "handshake-timeout-ms" },
 		{ OPT_CONNECT_TIMEOUT, "connect-timeout-ms" },
+		{ OPT_POLL_US, "poll-us" },
 	};
 	char origin[32];
 
@@ -428,8 +434,8 @@ static int check_kernel(struct single *s, struct config *cfg)
 		return -EINVAL;
 	}
 	if (s->tx_buf || s->queue || s->groups || s->limits) {
-		cli_error("--tx-buffer-size, --queue-size, --groups and the connection limits "
-			  "belong to the userspace engine: add --uds-path PATH, or drop them");
+		cli_error("--tx-buffer-size, --queue-size, --groups, --poll-us and the connection "
+			  "limits belong to the userspace engine: add --uds-path PATH, or drop them");
 		return -EINVAL;
 	}
 	if (!s->cid) {

@@ -26,7 +26,7 @@
 
 #define CLI_DEFAULT_VHOST_PATH "/dev/vhost-vsock"
 #define CLI_DEFAULT_CID 3u
-#define CLI_DEFAULT_TX_BUFFER_SIZE 65536u
+#define CLI_DEFAULT_TX_BUFFER_SIZE 262144u /* Linux's SO_VM_SOCKETS_BUFFER_SIZE default */
 #define CLI_MAX_TX_BUFFER_SIZE (16u << 20)
 #define CLI_DEFAULT_QUEUE_SIZE 1024u
 #define CLI_DEFAULT_GROUPS "default"
@@ -38,6 +38,7 @@
 #define CLI_MAX_MAX_PENDING 4096u
 #define CLI_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000u
 #define CLI_DEFAULT_CONNECT_TIMEOUT_MS 2000u
+#define CLI_MAX_POLL_US 1000000u /* a second: beyond it polling is spinning */
 #define CLI_MAX_TIMEOUT_MS 600000u
 /* Socket files: owner-only unless the operator says otherwise. */
 #define CLI_DEFAULT_SOCKET_MODE 0600u
@@ -68,6 +69,7 @@ struct vm_config {
 	uint32_t max_pending_connects; /* host clients that have not sent CONNECT yet */
 	uint32_t handshake_timeout_ms; /* for a host client's CONNECT line */
 	uint32_t connect_timeout_ms;   /* for the guest's answer to a host connect */
+	uint32_t poll_us;              /* busy polling after each event; 0: off */
 	/* forwarding to host AF_VSOCK: guest connections to the host go to (forward_cid, P) */
 	bool forward;                  /* forward_cid is set */
 	uint32_t forward_cid;          /* 1 (host loopback), 2, or 3..0xfffffffe */

@@ -240,6 +240,7 @@ static const struct num_key num_keys[] = {
 		"milliseconds"),
 	NUM_KEY("connect-timeout-ms", connect_timeout_ms, 1, CLI_MAX_TIMEOUT_MS, false,
 		"milliseconds"),
+	NUM_KEY("poll-us", poll_us, 0, CLI_MAX_POLL_US, false, "microseconds"),
 };
 
 static const struct num_key *num_key_find(const char *key)
@@ -334,8 +335,8 @@ int cli_vm_set(struct vm_config *vm, const char *origin, const char *key, const 
 		return set_forward(vm, origin, key, value);
 	cli_error("%s: unknown key '%s' (known: socket, guest-cid, uds-path, tx-buffer-size, "
 		  "queue-size, groups, socket-mode, max-connections, max-pending-connects, "
-		  "handshake-timeout-ms, connect-timeout-ms, forward-cid, forward-listen)", origin,
-		  key);
+		  "handshake-timeout-ms, connect-timeout-ms, poll-us, forward-cid, forward-listen)",
+		  origin, key);
 	return -EINVAL;
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 int loop_init(struct loop *l)
@@ -63,13 +64,42 @@ void loop_del(struct loop *l, struct loop_watch *w)
 	}
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* epoll_wait(), polling without a timeout for l->poll_us first. */
+static int loop_wait(struct loop *l, struct epoll_event *evs)
+{
+	if (l->poll_us) {
+		int64_t end = mono_ns() + (int64_t)l->poll_us * 1000;
+
+		do {
+			int n = epoll_wait(l->epfd, evs, LOOP_BATCH, 0);
+
+			if (n != 0)
+				return n;
+		} while (mono_ns() < end);
+	}
+	return epoll_wait(l->epfd, evs, LOOP_BATCH, -1);
+}
+
+void loop_set_poll(struct loop *l, uint32_t us)
+{
+	l->poll_us = us;
+}
+
 int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_BATCH];
 
 	l->stopping = false;
 	while (!l->stopping) {
-		int n = epoll_wait(l->epfd, evs, LOOP_BATCH, -1);
+		int n = loop_wait(l, evs);
 
 		if (n < 0) {
 			if (errno == EINTR)

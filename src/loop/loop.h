@@ -27,6 +27,7 @@ struct loop_watch {
 struct loop {
 	int epfd;
 	bool stopping;
+	uint32_t poll_us;  /* loop_set_poll() */
 	/* events of the batch being dispatched, for loop_del() to cancel */
 	struct loop_watch *pending[LOOP_BATCH];
 	int npending;
@@ -53,6 +54,14 @@ void loop_del(struct loop *l, struct loop_watch *w);
  * Return: 0 after loop_stop(), or a negative errno from epoll.
  */
 int loop_run(struct loop *l);
+
+/**
+ * loop_set_poll() - after each batch of events, keep asking for more
+ * without sleeping for up to @us microseconds (0: never, the default), then
+ * sleep as usual. Spends CPU to save the wake-up of a sleeping thread when
+ * events come close together; an idle loop still sleeps.
+ */
+void loop_set_poll(struct loop *l, uint32_t us);
 
 /** loop_stop() - make loop_run() return after the current batch. */
 void loop_stop(struct loop *l);

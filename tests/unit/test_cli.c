@@ -145,7 +145,7 @@ static void test_user_single(void **state)
 	struct config cfg;
 	const char *args[] = { "--socket", "/a.sock", "--uds-path", "/a.vsock", "--guest-cid", "9",
 			       "--tx-buffer-size", "131072", "--queue-size", "256", "--groups",
-			       "g1+g2", NULL };
+			       "g1+g2", "--poll-us", "50", NULL };
 	const char *defaults[] = { "--socket", "/a.sock", "--uds-path", "/a.vsock", NULL };
 
 	(void)state;
@@ -157,9 +157,11 @@ static void test_user_single(void **state)
 	assert_int_equal(cfg.vms[0].tx_buffer_size, 131072);
 	assert_int_equal(cfg.vms[0].queue_size, 256);
 	assert_string_equal(cfg.vms[0].groups, "g1+g2");
+	assert_int_equal(cfg.vms[0].poll_us, 50);
 	assert_int_equal(parse(&cfg, defaults), CLI_RUN);
+	assert_int_equal(cfg.vms[0].poll_us, 0);
 	assert_int_equal(cfg.vms[0].cid, 3);
-	assert_int_equal(cfg.vms[0].tx_buffer_size, 65536);
+	assert_int_equal(cfg.vms[0].tx_buffer_size, 262144);
 	assert_int_equal(cfg.vms[0].queue_size, 1024);
 	assert_string_equal(cfg.vms[0].groups, "default");
 }
@@ -169,7 +171,7 @@ static void test_vm_specs(void **state)
 	struct config cfg;
 	const char *args[] = { "--vm", "socket=/a.sock,guest-cid=3,uds-path=/a.vsock,groups=g1",
 			       "--vm", "socket=/b.sock,guest_cid=4,uds_path=/b.vsock,groups=g1+g2,"
-			       "queue-size=128,tx_buffer_size=8192", NULL };
+			       "queue-size=128,tx_buffer_size=8192,poll_us=1000000", NULL };
 
 	(void)state;
 	assert_int_equal(parse(&cfg, args), CLI_RUN);
@@ -180,6 +182,8 @@ static void test_vm_specs(void **state)
 	assert_int_equal(cfg.vms[1].cid, 4);
 	assert_int_equal(cfg.vms[1].queue_size, 128);
 	assert_int_equal(cfg.vms[1].tx_buffer_size, 8192);
+	assert_int_equal(cfg.vms[1].poll_us, 1000000);
+	assert_int_equal(cfg.vms[0].poll_us, 0);
 	assert_string_equal(cfg.vms[1].groups, "g1+g2");
 }
 
@@ -258,6 +262,8 @@ static void test_user_usage_errors(void **state)
 		{ "--socket", "/a", "--uds-path", "/u", "--queue-size", "300", NULL },
 		{ "--socket", "/a", "--uds-path", "/u", "--queue-size", "0", NULL },
 		{ "--socket", "/a", "--uds-path", "/u", "--tx-buffer-size", "1", NULL },
+		{ "--socket", "/a", "--uds-path", "/u", "--poll-us", "1000001", NULL },
+		{ "--socket", "/a", "--cid", "3", "--poll-us", "10", NULL },
 		{ "--socket", "/a", "--uds-path", "/u", "--groups", "a++b", NULL },
 		{ "--socket", "/a", "--uds-path", "/u", "--groups", "a b", NULL },
 		{ "--vm", "socket=/a,uds-path=/u", "--socket", "/b", NULL },

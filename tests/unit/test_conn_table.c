@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/user/conn_table.h"
@@ -515,6 +516,7 @@ static void test_host_event_flush_and_ready(void **state)
 	m->out_room = 0;
 	h.len = 5;
 	assert_int_equal(conn_table_recv(&f.t, &h, &v, 1, f.now), CT_DONE);
+	conn_table_tx_flush(&f.t, f.now);
 	assert_true(conn_wants_host_write(c));
 	m->out_room = 100;
 	conn_table_host_event(&f.t, c, false, true, f.now);
@@ -524,6 +526,116 @@ static void test_host_event_flush_and_ready(void **state)
 	conn_table_host_event(&f.t, c, true, false, f.now);
 	assert_int_equal(next_rx(&f, NULL), -EAGAIN);
 	assert_false(conn_table_has_rx(&f.t));
+	conn_table_fini(&f.t);
+	ms_free(m);
+}
+
+/* RW packet @i of 5-byte packets "pkt0 " "pkt1 " ... from guest port @src. */
+static void recv_rw(struct fx *f, uint32_t src, int i)
+{
+	static char data[8][6];
+	struct pkt_hdr h = gh(VSOCK_OP_RW, src, 80);
+	struct iovec v = { data[i % 8], 5 };
+
+	snprintf(data[i % 8], sizeof(data[i % 8]), "pkt%d ", i % 8);
+	h.len = 5;
+	assert_int_equal(conn_table_recv(&f->t, &h, &v, 1, f->now), CT_DONE);
+}
+
+/* Consecutive RW packets of one connection: one writev, at the flush. */
+static void test_gather_one_write(void **state)
+{
+	struct fx f;
+	struct memstream *m = ms_new(false);
+	struct conn *c;
+
+	(void)state;
+	fx_init(&f, NULL);
+	c = open_peer(&f, m, 10, 80);
+	for (int i = 0; i < 3; i++)
+		recv_rw(&f, 10, i);
+	assert_int_equal(m->out_len, 0);
+	assert_false(conn_wants_host_write(c));
+	conn_table_tx_flush(&f.t, f.now);
+	assert_int_equal(m->writes, 1);
+	assert_int_equal(m->out_len, 15);
+	assert_memory_equal(m->out, "pkt0 pkt1 pkt2 ", 15);
+	conn_table_tx_flush(&f.t, f.now); /* empty: nothing more */
+	assert_int_equal(m->writes, 1);
+	conn_table_fini(&f.t);
+	ms_free(m);
+}
+
+/* Another connection's packet, or a SHUTDOWN, sends the held bytes first. */
+static void test_gather_order(void **state)
+{
+	struct fx f;
+	struct memstream *a = ms_new(false), *b = ms_new(false);
+	struct pkt_hdr sh = gh(VSOCK_OP_SHUTDOWN, 10, 80);
+
+	(void)state;
+	fx_init(&f, NULL);
+	open_peer(&f, a, 10, 80);
+	open_peer(&f, b, 11, 80);
+	recv_rw(&f, 10, 0);
+	recv_rw(&f, 10, 1);
+	recv_rw(&f, 11, 2);
+	assert_int_equal(a->out_len, 10);
+	assert_int_equal(b->out_len, 0);
+	recv_rw(&f, 10, 3);
+	assert_int_equal(b->out_len, 5);
+	sh.flags = VSOCK_SHUTDOWN_SEND;
+	assert_int_equal(conn_table_recv(&f.t, &sh, NULL, 0, f.now), CT_DONE);
+	assert_int_equal(a->out_len, 15);
+	assert_memory_equal(a->out, "pkt0 pkt1 pkt3 ", 15);
+	assert_int_equal(a->shutdowns, 1);
+	assert_int_equal(a->writes, 2);
+	conn_table_fini(&f.t);
+	ms_free(a);
+	ms_free(b);
+}
+
+/* What the host does not take at the flush is buffered, and credited when it goes. */
+static void test_gather_partial(void **state)
+{
+	struct fx f;
+	struct memstream *m = ms_new(false);
+	struct conn *c;
+
+	(void)state;
+	fx_init(&f, NULL);
+	c = open_peer(&f, m, 10, 80);
+	m->out_room = 7;
+	for (int i = 0; i < 3; i++)
+		recv_rw(&f, 10, i);
+	conn_table_tx_flush(&f.t, f.now);
+	assert_int_equal(m->out_len, 7);
+	assert_int_equal(c->cr.fwd_cnt, 7);
+	assert_true(conn_wants_host_write(c));
+	m->out_room = 100;
+	conn_table_host_event(&f.t, c, false, true, f.now);
+	assert_int_equal(m->out_len, 15);
+	assert_memory_equal(m->out, "pkt0 pkt1 pkt2 ", 15);
+	assert_int_equal(c->cr.fwd_cnt, 15);
+	conn_table_fini(&f.t);
+	ms_free(m);
+}
+
+/* A host error at the flush resets the connection: RST to the guest. */
+static void test_gather_error(void **state)
+{
+	struct fx f;
+	struct memstream *m = ms_new(false);
+	struct pkt_hdr h;
+
+	(void)state;
+	fx_init(&f, NULL);
+	open_peer(&f, m, 10, 80);
+	recv_rw(&f, 10, 0);
+	m->write_err = -EPIPE;
+	conn_table_tx_flush(&f.t, f.now);
+	assert_int_equal(next_rx(&f, &h), VSOCK_OP_RST);
+	assert_int_equal(h.dst_port, 10u);
 	conn_table_fini(&f.t);
 	ms_free(m);
 }
@@ -608,6 +720,10 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_rx_round_robin),
 		cmocka_unit_test(test_host_event_flush_and_ready),
+		cmocka_unit_test(test_gather_one_write),
+		cmocka_unit_test(test_gather_order),
+		cmocka_unit_test(test_gather_partial),
+		cmocka_unit_test(test_gather_error),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_many_connections),
 	};

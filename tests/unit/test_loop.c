@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -36,6 +37,7 @@ struct probe {
 	bool stop;              /* loop_stop */
 	bool del_self;
 	bool drain;             /* read the eventfd so it stops being readable */
+	int kick_fd;            /* then make this eventfd readable (if >= 0) */
 };
 
 static void probe_cb(void *ctx, uint32_t events)
@@ -47,6 +49,8 @@ static void probe_cb(void *ctx, uint32_t events)
 	p->events = events;
 	if (p->drain)
 		assert_int_equal(read(p->fd, &v, sizeof(v)), sizeof(v));
+	if (p->kick_fd >= 0)
+		assert_int_equal(eventfd_write(p->kick_fd, 1), 0);
 	if (p->victim) {
 		loop_del(p->loop, &p->victim->w);
 		if (p->readd_fd >= 0)
@@ -61,7 +65,7 @@ static void probe_cb(void *ctx, uint32_t events)
 
 static void probe_init(struct probe *p, struct loop *l, bool ready)
 {
-	*p = (struct probe){ .loop = l, .readd_fd = -1, .w = { .fd = -1 } };
+	*p = (struct probe){ .loop = l, .readd_fd = -1, .kick_fd = -1, .w = { .fd = -1 } };
 	p->fd = eventfd(ready ? 1 : 0, EFD_CLOEXEC | EFD_NONBLOCK);
 	assert_true(p->fd >= 0);
 }
@@ -281,7 +285,7 @@ static void test_hangup_reported(void **state)
 	(void)state;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
 	assert_int_equal(loop_init(&l), 0);
-	p = (struct probe){ .loop = &l, .fd = sp[0], .readd_fd = -1, .stop = true };
+	p = (struct probe){ .loop = &l, .fd = sp[0], .readd_fd = -1, .kick_fd = -1, .stop = true };
 	assert_int_equal(loop_add(&l, &p.w, sp[0], EPOLLIN, probe_cb, &p), 0);
 	close(sp[1]);
 	assert_int_equal(loop_run(&l), 0);
@@ -325,6 +329,44 @@ static void test_add_errors(void **state)
 	close(devnull);
 }
 
+/* Polling: an event that comes while the loop polls is dispatched. */
+static void test_poll_dispatches(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(eventfd_read(f->stopper.fd, &(eventfd_t){ 0 }), 0);
+	loop_set_poll(&f->l, 1000000);
+	f->p.drain = true;
+	f->p.kick_fd = f->stopper.fd;
+	probe_add(&f->p, EPOLLIN);
+	assert_int_equal(loop_run(&f->l), 0);
+	assert_int_equal(f->p.calls, 1);
+	assert_int_equal(f->stopper.calls, 1);
+}
+
+static void *kick_later(void *arg)
+{
+	const int *fd = arg;
+
+	usleep(50000);
+	eventfd_write(*fd, 1);
+	return NULL;
+}
+
+/* After the polling window the loop sleeps, and still wakes for the next event. */
+static void test_poll_then_sleeps(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t;
+
+	assert_int_equal(eventfd_read(f->stopper.fd, &(eventfd_t){ 0 }), 0);
+	loop_set_poll(&f->l, 100);
+	assert_int_equal(pthread_create(&t, NULL, kick_later, &f->stopper.fd), 0);
+	assert_int_equal(loop_run(&f->l), 0);
+	assert_int_equal(f->stopper.calls, 1);
+	pthread_join(t, NULL);
+}
+
 static void test_fini_closes(void **state)
 {
 	struct loop l;
@@ -353,6 +395,8 @@ int main(void)
 		cmocka_unit_test(test_hangup_reported),
 		cmocka_unit_test(test_add_errors),
 		cmocka_unit_test(test_fini_closes),
+		cmocka_unit_test_setup_teardown(test_poll_dispatches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_then_sleeps, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

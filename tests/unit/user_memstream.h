@@ -31,6 +31,7 @@ struct memstream {
 	bool out_eor[MS_MAX_MSGS];
 	unsigned int out_nmsg;
 	int write_err;            /* returned by writev() when set */
+	int writes;               /* writev() calls that moved bytes */
 	int shut_err;
 	int shutdowns;
 	/* host → connection */
@@ -122,6 +123,7 @@ static inline ssize_t ms_writev(struct stream *s, const struct iovec *iov, int n
 	if (total && !n)
 		return -EAGAIN;
 	ms_out_append(m, iov, niov, n);
+	m->writes += n > 0;
 	return (ssize_t)n;
 }
 

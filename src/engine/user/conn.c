@@ -119,8 +119,18 @@ static void tx_consumed(struct conn *c, uint32_t n)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/* A reset connection's held payload is never written. */
+static void gather_drop(struct conn *c)
+{
+	struct conn_gather *g = c->par->gather;
+
+	if (g && g->c == c)
+		*g = (struct conn_gather){ .c = NULL };
+}
+
 static void release_host(struct conn *c)
 {
+	gather_drop(c);
 	if (c->host.ops) {
 		c->host.ops->close(&c->host);
 		c->host.ops = NULL;
@@ -261,7 +271,9 @@ static int flush_host(struct conn *c)
 
 static bool tx_drained(const struct conn *c)
 {
-	return c->tx.len == 0;
+	const struct conn_gather *g = c->par->gather;
+
+	return c->tx.len == 0 && !(g && g->c == c);
 }
 
 /*
@@ -305,13 +317,43 @@ static int conn_progress(struct conn *c, uint64_t now_ms)
 
 /* ---- guest → host: per-state handlers ----------------------------------- */
 
-static int rw_stream(struct conn *c, const struct iovec *payload, size_t n, uint32_t len)
+/*
+ * Hold @len bytes of payload in the device's gather instead of writing them
+ * now. Return: whether they were taken (false: write them as usual).
+ */
+static bool gather_take(struct conn *c, const struct iovec *payload, size_t n, uint32_t len,
+			uint64_t now_ms)
+{
+	struct conn_gather *g = c->par->gather;
+
+	if (!g || (g->c && g->c != c) || n > CONN_GATHER_IOV)
+		return false;
+	if (g->niov + n > CONN_GATHER_IOV) {
+		/* full: out with the held bytes first, they come before ours */
+		conn_gather_flush(g, now_ms);
+		if (c->state != CONN_ESTABLISHED || c->tx.len)
+			return false;
+	}
+	memcpy(g->iov + g->niov, payload, n * sizeof(*payload));
+	g->niov += (unsigned int)n;
+	g->len += len;
+	g->c = c;
+	return true;
+}
+
+static int rw_stream(struct conn *c, const struct iovec *payload, size_t n, uint32_t len,
+		     uint64_t now_ms)
 {
 	uint32_t done = 0;
 	int rc = flush_host(c);
 
 	if (rc < 0)
 		return rc;
+	/* held only when nothing is queued ahead (order) */
+	if (c->tx.len == 0 && len && gather_take(c, payload, n, len, now_ms))
+		return 0;
+	if (c->state == CONN_CLOSED)
+		return -EPIPE; /* the held bytes' flush failed and reset it */
 	/* Straight from guest memory when nothing is queued ahead (order). */
 	if (tx_drained(c) && len) {
 		ssize_t w = c->host.ops->writev(&c->host, payload, (int)n, 0);
@@ -402,10 +444,47 @@ static int conn_recv_rw(struct conn *c, const struct pkt_hdr *h, const struct io
 	if (c->type == VSOCK_TYPE_SEQPACKET)
 		rc = rw_seq(c, h, payload, n);
 	else
-		rc = rw_stream(c, payload, n, h->len);
+		rc = rw_stream(c, payload, n, h->len, now_ms);
 	if (rc < 0)
 		return conn_reset(c, rc);
 	return conn_progress(c, now_ms);
+}
+
+bool conn_gather_continues(const struct conn_gather *g, const struct pkt_hdr *h)
+{
+	const struct conn *c = g->c;
+
+	return c && h->op == VSOCK_OP_RW && h->dst_port == c->local_port &&
+	       h->src_port == c->peer_port && h->type == c->type;
+}
+
+struct conn *conn_gather_flush(struct conn_gather *g, uint64_t now_ms)
+{
+	struct conn *c = g->c;
+	uint32_t len = g->len, done = 0;
+	ssize_t w;
+	int rc;
+
+	if (!c)
+		return NULL;
+	g->c = NULL; /* from here the bytes are written or in c->tx */
+	w = c->host.ops->writev(&c->host, g->iov, (int)g->niov, 0);
+	if (w > (ssize_t)len) {
+		rc = -EIO;
+	} else if (w < 0 && w != -EAGAIN) {
+		rc = (int)w;
+	} else {
+		done = w > 0 ? (uint32_t)w : 0;
+		credit_rx_forwarded(&c->cr, done);
+		rc = txbuf_append_iov(&c->tx, g->iov, g->niov, done, len - done, txbuf_max(c));
+	}
+	g->niov = 0;
+	g->len = 0;
+	if (rc < 0)
+		conn_reset(c, rc);
+	else
+		conn_progress(c, now_ms);
+	return c;
 }
 
 /* The unfinished message of a guest that stopped sending can never complete. */

@@ -56,7 +56,7 @@
 #include "engine/user/pkt.h"
 #include "engine/user/stream.h"
 
-#define CONN_DEFAULT_BUF_ALLOC (64u * 1024)
+#define CONN_DEFAULT_BUF_ALLOC (256u * 1024) /* Linux's vsock default: the guest's send window */
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 2000u /* Firecracker's REQUEST timeout */
 #define CONN_DEFAULT_CLOSE_TIMEOUT_MS 8000u   /* Linux's VSOCK_CLOSE_TIMEOUT */
 /* Complete guest messages held for a SEQPACKET host that is not reading. */
@@ -79,12 +79,31 @@ enum conn_state {
 #define CONN_RXOP_CREDIT_UPDATE (1u << 3)
 #define CONN_RXOP_SHUTDOWN (1u << 4)
 
+/*
+ * Guest → host stream payload held back while the tx ring is drained, so
+ * that the consecutive RW packets of one connection reach its host socket
+ * in one writev() instead of one system call (and one wake-up of the host
+ * program) per packet. The payload stays in guest memory: its chains are
+ * pushed but not published until conn_gather_flush() has run (the device
+ * flushes before it publishes the tx ring). Bounded by the connection's
+ * credit and by CONN_GATHER_IOV entries.
+ */
+#define CONN_GATHER_IOV 64u
+
+struct conn_gather {
+	struct conn *c;                     /* whose bytes; NULL when empty */
+	struct iovec iov[CONN_GATHER_IOV];
+	unsigned int niov;
+	uint32_t len;
+};
+
 /* Shared by every connection of one device. */
 struct conn_params {
 	uint64_t guest_cid;
 	uint32_t buf_alloc;          /* our receive space per connection (1 .. 16 MiB) */
 	uint32_t connect_timeout_ms; /* LOCAL_INIT: guest must answer our REQUEST */
 	uint32_t close_timeout_ms;   /* CLOSING: then RST */
+	struct conn_gather *gather;  /* NULL: every RW packet is written on its own */
 };
 
 /* Guest bytes the host has not taken yet: [off, off + len) of data. */
@@ -250,6 +269,25 @@ int conn_fill_rxv(struct conn *c, struct conn_rxbufs *rb, struct pkt_hdr *out, u
  * Return: 0, or the negative errno for which the connection was reset.
  */
 int conn_flush(struct conn *c, uint64_t now_ms);
+
+/**
+ * conn_gather_continues() - Return: whether guest packet @h is stream data
+ * for the connection whose payload @g holds (it may join it); false when
+ * @g is empty.
+ */
+bool conn_gather_continues(const struct conn_gather *g, const struct pkt_hdr *h);
+
+/**
+ * conn_gather_flush() - write what @g holds to its connection's host
+ * socket in one writev(); what the socket does not take is copied to the
+ * connection's buffer, as for a single packet. Leaves @g empty.
+ * @g: the gather
+ * @now_ms: monotonic clock
+ *
+ * Return: the connection written to (for the caller to settle: it may have
+ * been reset, or owe a credit update), or NULL when @g was empty.
+ */
+struct conn *conn_gather_flush(struct conn_gather *g, uint64_t now_ms);
 
 /** conn_host_readable() - the host stream has data (or end of stream). */
 void conn_host_readable(struct conn *c);

@@ -84,6 +84,7 @@ int conn_table_init(struct conn_table *t, const struct conn_table_cfg *cfg)
 	if (!t->cfg.hash_seed)
 		t->cfg.hash_seed = random_seed();
 	t->par = (struct conn_params){
+		.gather = &t->gather,
 		.guest_cid = cfg->guest_cid,
 		.buf_alloc = cfg->buf_alloc,
 		.connect_timeout_ms = cfg->connect_timeout_ms,
@@ -184,6 +185,14 @@ static void remove_conn(struct conn_table *t, struct conn *c)
 	conn_free(c);
 }
 
+void conn_table_tx_flush(struct conn_table *t, uint64_t now_ms)
+{
+	struct conn *c = conn_gather_flush(&t->gather, now_ms);
+
+	if (c)
+		conn_table_settle(t, c);
+}
+
 void conn_table_settle(struct conn_table *t, struct conn *c)
 {
 	if (conn_is_done(c))
@@ -279,6 +288,9 @@ enum conn_table_rc conn_table_recv(struct conn_table *t, const struct pkt_hdr *h
 {
 	struct conn *c;
 
+	/* the held bytes go first unless this packet joins them */
+	if (!conn_gather_continues(&t->gather, h))
+		conn_table_tx_flush(t, now_ms);
 	switch (pkt_validate(h, t->cfg.guest_cid, t->cfg.seqpacket)) {
 	case PKT_DROP:
 		log_debug("vsock: dropping misaddressed %s from cid %llu", pkt_op_name(h->op),

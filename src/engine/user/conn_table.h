@@ -67,6 +67,7 @@ struct conn_table_cfg {
 struct conn_table {
 	struct conn_table_cfg cfg;
 	struct conn_params par;
+	struct conn_gather gather;   /* par.gather: see conn_table_tx_flush() */
 	struct conn **buckets;
 	uint32_t nbuckets;   /* a power of two */
 	uint32_t count;
@@ -246,6 +247,17 @@ void conn_table_host_event(struct conn_table *t, struct conn *c, bool readable, 
  * @c: the connection (may be freed by this call)
  */
 void conn_table_settle(struct conn_table *t, struct conn *c);
+
+/**
+ * conn_table_tx_flush() - write the guest payload held back by
+ * conn_table_recv() (consecutive RW packets of one connection go out in one
+ * writev()). The caller must call it before it publishes the tx chains
+ * those packets came in, and before anything but conn_table_recv() touches
+ * the table.
+ * @t: the table
+ * @now_ms: monotonic clock
+ */
+void conn_table_tx_flush(struct conn_table *t, uint64_t now_ms);
 
 /** conn_table_expire() - run conn_timeout() on every connection. */
 void conn_table_expire(struct conn_table *t, uint64_t now_ms);

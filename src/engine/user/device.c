@@ -216,12 +216,24 @@ static struct hostep *ep_new(struct udev *d, int fd, struct stream *s,
 			     void (*init)(struct stream *s, int fd))
 {
 	struct hostep *ep = calloc(1, sizeof(*ep));
+	int sndbuf = (int)d->cfg.buf_alloc;
 
 	if (!ep) {
 		log_warn("%s: out of memory for a host connection", d->cfg.name);
 		close(fd);
 		return NULL;
 	}
+	/*
+	 * Room in the socket for the guest's whole credit window (the kernel
+	 * doubles the value for its overhead; capped by net.core.wmem_max):
+	 * otherwise a full socket makes us copy the rest of the window, wait
+	 * for the host program to empty half the socket, and only then give
+	 * the guest its credit back. Pinned to one CPU, guest -> host 64 KiB
+	 * writes went from 0.03-0.07x to 0.57-0.85x of the baseline. Memory
+	 * is taken only while bytes wait in the socket; best effort.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		log_debug("%s: SO_SNDBUF %d: %s", d->cfg.name, sndbuf, strerror(errno));
 	ep->d = d;
 	ep->fd = fd;
 	ep->w.fd = -1;
@@ -716,6 +728,8 @@ static void tx_drain(struct udev *d, uint64_t now)
 	while (r->live) {
 		vq_disable_notify(&r->vq);
 		rc = tx_batch(d, r, now);
+		/* the held payload lives in chains ring_publish() hands back */
+		conn_table_tx_flush(&d->ct, now);
 		if (rc == TX_BROKEN) {
 			dev_fail(d, r);
 			return;
@@ -892,19 +906,33 @@ static void rx_fill(struct udev *d, uint64_t now)
 
 /* ---- events --------------------------------------------------------------------- */
 
-static void timer_update(struct udev *d)
+static bool timer_needed(const struct udev *d)
 {
-	bool need = d->ct.count > 0 || hybrid_busy(&d->hy) || d->tx_hold_since;
+	return d->ct.count > 0 || hybrid_busy(&d->hy) || d->tx_hold_since;
+}
+
+static void timer_set(struct udev *d, bool on)
+{
 	struct itimerspec its = { 0 };
 
-	if (need == d->timer_on)
-		return;
-	if (need) {
+	if (on) {
 		its.it_interval.tv_nsec = (long)UDEV_TICK_MS * 1000000;
 		its.it_value = its.it_interval;
 	}
 	if (timerfd_settime(d->timer_fd, 0, &its, NULL) == 0)
-		d->timer_on = need;
+		d->timer_on = on;
+}
+
+/*
+ * Armed as soon as something needs it, disarmed only by a tick that finds
+ * nothing to do (on_timer()): a connection that comes and goes between two
+ * ticks costs no timerfd_settime() pair, and an idle device still sleeps
+ * after at most one more tick.
+ */
+static void timer_update(struct udev *d)
+{
+	if (!d->timer_on && timer_needed(d))
+		timer_set(d, true);
 }
 
 /*
@@ -959,6 +987,8 @@ static void on_timer(void *ctx, uint32_t events)
 	conn_table_expire(&d->ct, now);
 	hybrid_expire(&d->hy, now);
 	pump(d);
+	if (d->timer_on && !timer_needed(d))
+		timer_set(d, false);
 }
 
 void udev_wake(struct udev *d)

@@ -99,18 +99,23 @@ static int step(struct hybrid_pending *p, uint32_t *port)
 	return rc;
 }
 
-static void on_pending(void *ctx, uint32_t events)
+/* Return: true when the handshake ended (connected or closed), false for more to come. */
+static bool pending_step(struct hybrid_pending *p)
 {
-	struct hybrid_pending *p = ctx;
 	uint32_t port = 0;
-	int rc;
+	int rc = step(p, &port);
 
-	(void)events;
-	rc = step(p, &port);
 	if (rc == 1)
 		pending_done(p, port);
 	else if (rc < 0)
 		pending_fail(p, rc == -ECONNRESET ? 0 : rc);
+	return rc != 0;
+}
+
+static void on_pending(void *ctx, uint32_t events)
+{
+	(void)events;
+	pending_step(ctx);
 }
 
 static struct hybrid_pending *free_slot(struct hybrid *hy)
@@ -145,12 +150,15 @@ static void on_listen(void *ctx, uint32_t events)
 	p->type = l->type;
 	p->deadline_ms = hybrid_now_ms() + hy->timeout_ms;
 	hybrid_parser_init(&p->parser);
-	if (loop_add(hy->loop, &p->w, fd, EPOLLIN, on_pending, p) < 0) {
-		close(fd);
-		p->fd = -1;
-		return;
-	}
 	hy->npending++;
+	/*
+	 * A client usually writes its line right after connect(), so it is
+	 * often here already: then no watch, no wake-up and no epoll_ctl pair.
+	 */
+	if (pending_step(p))
+		return;
+	if (loop_add(hy->loop, &p->w, fd, EPOLLIN, on_pending, p) < 0)
+		pending_close(p);
 }
 
 void hybrid_expire(struct hybrid *hy, uint64_t now_ms)

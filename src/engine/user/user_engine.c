@@ -199,6 +199,7 @@ static int vm_setup(struct user_vm *vm)
 		log_err("%s: cannot create an event loop: %s", vm->name, strerror(-rc));
 		return rc;
 	}
+	loop_set_poll(&vm->loop, vc->poll_us);
 	vm->have_loop = true;
 	rc = loop_add(&vm->loop, &vm->wake_w, vm->wake_fd, EPOLLIN, on_wake, vm);
 	if (rc == 0)
