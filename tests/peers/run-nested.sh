@@ -148,7 +148,7 @@ run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" --dump /t
 # L1 sees the chroot read-only: its mount points must exist already.
 [ -z "$l1_sid_root" ] || RIG_SID_ROOT=$l1_sid_root "$rig_dir/sid-chroot.sh" prepare "$(dirname "$VMLINUX")" \
 	"$(dirname "$l2_initrd")" || fail "cannot prepare the sid chroot for L1"
-append="console=ttyS0 quiet panic=-1 rig.root9p=1 rig.mods=$l1_mods rig.run=$run"
+append="console=ttyS0 quiet panic=-1 no_timer_check rig.root9p=1 rig.mods=$l1_mods rig.run=$run"
 keeps=$(rig_tmp_keeps "$rig_repo" "$build" "$VUV_CACHE" "$vt") ||
 	fail "a path cannot be passed to the guest"
 [ -z "$keeps" ] || append+=" rig.keep=$keeps"

@@ -166,7 +166,7 @@ boot_guest() {
 		-object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem \
 		-chardev "socket,id=vu0,path=$sock" -device vhost-user-vsock-pci,chardev=vu0 \
 		-kernel "$VMLINUX" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 rig.mods=$mod_order rig.run=$boot_run$append"
+		-append "console=ttyS0 quiet panic=-1 no_timer_check rig.mods=$mod_order rig.run=$boot_run$append"
 	if [ -n "$hp_pid" ]; then
 		wait "$hp_pid" || rc=1
 		cat "$work/hotplug.out"
