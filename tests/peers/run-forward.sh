@@ -79,7 +79,7 @@ t_initrd=$(rig_elapsed "$t0")
 run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" \
 	--dump /tmp -- "${test_cmd[@]}") ||
 	fail "a path cannot be passed to the guest"
-append="console=ttyS0 quiet panic=-1 vuv.forward=1 rig.root9p=1 rig.mods=$mod_order rig.run=$run"
+append="console=ttyS0 quiet panic=-1 no_timer_check vuv.forward=1 rig.root9p=1 rig.mods=$mod_order rig.run=$run"
 if [ ${#keep[@]} -gt 0 ]; then
 	append+=" rig.keep=$(rig_join_commas "${keep[@]}")" || fail "a path cannot be passed to the guest"
 fi
