@@ -335,16 +335,45 @@ static void engine_free(struct user_engine *ue)
 /*
  * Every guest connection holds a host socket (up to 1024 per VM), far past
  * the usual soft limit of 1024 fds: take what the hard limit allows.
+ * Return: the limit now in force (read once: the sandbox may refuse
+ * getrlimit later, when "vm add" needs it).
  */
-static void raise_fd_limit(void)
+static uint64_t raise_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-		log_debug("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return UINT64_MAX;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+			rl = want;
+			log_debug("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
+		}
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
+/*
+ * Can @nvms VMs have their front ends attached within the open file
+ * limit? A VM's own descriptors (USER_VM_FDS) are counted, not its guest
+ * connections' host sockets, which its max-connections bounds and whose
+ * accept() fails cleanly (EMFILE) when the limit is reached.
+ * Return: 0, or -EMFILE with @err saying so.
+ */
+static int check_fd_room(const struct user_engine *ue, unsigned int nvms, char *err,
+			 size_t errlen)
+{
+	uint64_t need = (uint64_t)nvms * USER_VM_FDS + USER_DAEMON_FDS;
+
+	if (need <= ue->fd_limit)
+		return 0;
+	snprintf(err, errlen, "%u VMs need about %llu file descriptors (%u per VM with its front "
+		 "end, before guest connections), but the open file limit (RLIMIT_NOFILE) is %llu: "
+		 "raise it (ulimit -n, or LimitNOFILE= in the service unit)", nvms,
+		 (unsigned long long)need, USER_VM_FDS, (unsigned long long)ue->fd_limit);
+	return -EMFILE;
 }
 
 static int start_vms(struct user_engine *ue, const struct config *cfg)
@@ -368,6 +397,7 @@ static int start_vms(struct user_engine *ue, const struct config *cfg)
 
 int user_engine_start(struct user_engine *ue, const struct config *cfg)
 {
+	char why[256];
 	int rc;
 
 	memset(ue, 0, sizeof(*ue));
@@ -381,7 +411,13 @@ int user_engine_start(struct user_engine *ue, const struct config *cfg)
 	}
 	/* the first line decides the log format before threads exist (log.c) */
 	log_info("userspace engine: %u VM%s", cfg->nvms, cfg->nvms == 1 ? "" : "s");
-	raise_fd_limit();
+	ue->fd_limit = raise_fd_limit();
+	rc = check_fd_room(ue, cfg->nvms, why, sizeof(why));
+	if (rc < 0) {
+		log_err("%s", why);
+		engine_free(ue);
+		return rc;
+	}
 	rc = hub_setup(ue, cfg);
 	if (rc < 0)
 		log_err("cannot set up sibling routing: %s", strerror(-rc));
@@ -505,6 +541,7 @@ struct user_vm *user_engine_add(struct user_engine *ue, const struct vm_config *
 {
 	int slot = free_slot(ue), rc;
 	struct user_vm *vm;
+	char why[256];
 
 	if (check_unique(ue, vc, err, errlen) < 0)
 		return NULL;
@@ -517,6 +554,10 @@ struct user_vm *user_engine_add(struct user_engine *ue, const struct vm_config *
 	if (slot < 0) {
 		snprintf(err, errlen, "vm add: the daemon serves %u VMs already, the most it can",
 			 CLI_MAX_VMS);
+		return NULL;
+	}
+	if (check_fd_room(ue, ue->n + 1, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "vm add: %s", why);
 		return NULL;
 	}
 	vm = vm_new(ue, (unsigned int)slot, -1, vc);
