@@ -614,32 +614,50 @@ void user_engine_remove(struct user_engine *ue, struct user_vm *vm)
 	vm_free(vm);
 }
 
-int user_engine_snapshot(struct user_engine *ue, struct user_vm *vm, struct ustats_snap *s)
+uint64_t user_engine_snapshot_ask(struct user_vm *vm, struct ustats_snap *s)
 {
-	struct timespec until;
 	uint64_t ticket;
-	int rc = 0;
 
-	(void)ue;
 	if (!vm->have_thread) {
 		snap_fill(vm, s); /* nobody else runs it */
 		return 0;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += USER_SNAPSHOT_TIMEOUT_MS / 1000;
 	pthread_mutex_lock(&vm->snap_lock);
 	vm->snap_out = s;
 	ticket = ++vm->snap_req;
 	atomic_store(&vm->snap_asked, true);
 	pthread_mutex_unlock(&vm->snap_lock);
 	eventfd_write(vm->wake_fd, 1);
+	return ticket;
+}
+
+int user_engine_snapshot_wait(struct user_vm *vm, uint64_t ticket, const struct timespec *until)
+{
+	int rc = 0;
+
+	if (ticket == 0)
+		return 0;
 	pthread_mutex_lock(&vm->snap_lock);
 	while (vm->snap_done != ticket && rc == 0)
-		rc = pthread_cond_timedwait(&vm->snap_cond, &vm->snap_lock, &until);
-	if (vm->snap_done != ticket)
-		rc = -ETIMEDOUT;
+		rc = pthread_cond_timedwait(&vm->snap_cond, &vm->snap_lock, until);
+	rc = vm->snap_done == ticket ? 0 : -ETIMEDOUT;
 	vm->snap_out = NULL;
 	atomic_store(&vm->snap_asked, false);
 	pthread_mutex_unlock(&vm->snap_lock);
-	return rc == -ETIMEDOUT ? rc : 0;
+	return rc;
+}
+
+void user_engine_snapshot_deadline(struct timespec *until)
+{
+	clock_gettime(CLOCK_MONOTONIC, until);
+	until->tv_sec += USER_SNAPSHOT_TIMEOUT_MS / 1000;
+}
+
+int user_engine_snapshot(struct user_engine *ue, struct user_vm *vm, struct ustats_snap *s)
+{
+	struct timespec until;
+
+	(void)ue;
+	user_engine_snapshot_deadline(&until);
+	return user_engine_snapshot_wait(vm, user_engine_snapshot_ask(vm, s), &until);
 }
