@@ -40,6 +40,7 @@
 #define BENCH_IO_MAX (256u * 1024) /* largest read; the pattern slack covers it */
 #define BENCH_TIMEOUT_MS 20000     /* any single wait */
 #define BENCH_BACKLOG 4096         /* listeners: nothing is refused for lack of room */
+#define BENCH_MAX_SCALE 1024u      /* --scale: the daemon's CLI_MAX_VMS */
 
 /* ---- pattern: byte @off of stream @conn ------------------------------------ */
 
@@ -64,6 +65,8 @@ struct bench_proc {
 	long ticks;        /* utime + stime of every thread (/proc/PID/stat) */
 	uint64_t rss_kb;   /* VmRSS */
 	uint64_t hwm_kb;   /* VmHWM: peak RSS */
+	uint64_t anon_kb;  /* RssAnon: the part that is the process's own heap and stacks */
+	unsigned int threads;
 };
 
 /** bench_proc_read() - @pid's CPU ticks and memory. Return: 0 or negative errno. */
@@ -166,6 +169,7 @@ struct bench_opts {
 	const char *only;       /* run only figures whose id starts with this */
 	const char *vm_keys;    /* appended to every --vm spec ("" for none) */
 	const char *cpus;       /* --cpus LIST every process is pinned to, or NULL */
+	unsigned int scale;     /* --scale N: only the scale run, N VMs (0: the usual runs) */
 	const char *const *daemon_args;
 };
 
@@ -185,6 +189,18 @@ struct bench_sut {
  */
 int bench_sut_start(struct bench_sut *s, const struct bench_opts *o, unsigned int nvms,
 		    const char *keys);
+
+/**
+ * bench_guest_open() - a guest on VM @i of @h, set up as every traffic run's
+ * (EVENT_IDX, Linux's buffer sizes). Return: 0 or negative errno.
+ */
+int bench_guest_open(struct uh_guest *g, const struct uh *h, unsigned int i);
+
+/**
+ * bench_watch_pid() - the watchdog kills @pid instead of @old (0: a free
+ * slot; two daemons at most). Return: nothing.
+ */
+void bench_watch_pid(pid_t old, pid_t pid);
 
 /** bench_watchdog() - end the run after @seconds, killing any daemon first. Return: nothing. */
 void bench_watchdog(unsigned int seconds);
@@ -299,6 +315,18 @@ int bench_run_rtt(struct bench_sut *s, const struct bench_opts *o, unsigned int 
 
 /** bench_run_connect() - connection set-up rates, both directions. Return: 0 or -errno. */
 int bench_run_connect(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);
+
+/**
+ * bench_stream_one() - one 64 KiB-write stream through VM 0 of @s, guest
+ * to host when @g2h, for opts.secs. Return: 0 with @gbps set, or -errno.
+ */
+int bench_stream_one(struct bench_sut *s, const struct bench_opts *o, bool g2h, double *gbps);
+
+/**
+ * bench_run_scale() - opts.scale VMs in one daemon against a one-VM daemon
+ * (bench/scale.c), every repetition. Return: 0 or -errno.
+ */
+int bench_run_scale(const struct bench_opts *o);
 
 /** bench_run_two_vms() - both VMs of @s streaming at once. Return: 0 or -errno. */
 int bench_run_two_vms(struct bench_sut *s, const struct bench_opts *o, unsigned int rep);

@@ -5,9 +5,12 @@
  *   vsock-bench --daemon PATH [--json FILE] [--repeats N] [--secs S]
  *               [--idle-secs S] [--idle-conns N] [--only PREFIX]
  *               [--vm-keys K=V,...] [--daemon-arg ARG]... [--cpus LIST] [--smoke]
+ *   vsock-bench --daemon PATH --scale N [same options]
  *
  * One daemon with two VMs serves every traffic run (so its peak RSS covers
  * them all); the idle measurements start a fresh daemon each repetition.
+ * --scale N runs only the scale figures (bench/scale.c): N VMs in one
+ * daemon against a one-VM daemon.
  * --smoke is the CI mode: one short repetition of everything, which still
  * checks every byte and writes the JSON, and asserts nothing about speed.
  * Exit status: 0 when every run completed and checked out, 1 otherwise
@@ -41,10 +44,12 @@ static void usage(FILE *f)
 		"  --daemon-arg ARG   pass ARG to the daemon (repeatable)\n"
 		"  --cpus LIST        pin every process (daemon, guest, host programs, the\n"
 		"                     baseline's) to these CPUs, e.g. 0 or 0-1\n"
+		"  --scale N          only the scale run: N VMs (2..%u) in one daemon, each\n"
+		"                     with a front end, against a one-VM daemon\n"
 		"  --smoke            CI mode: 1 short repetition, 200 idle connections\n"
 		"  --verbose          each run's bytes and time, and the guest driver's\n"
 		"                     refusals, on stderr\n",
-		BENCH_MAX_REPEATS);
+		BENCH_MAX_REPEATS, BENCH_MAX_SCALE);
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -76,6 +81,7 @@ static int parse_opt(struct bench_opts *o, int c, const char *arg, const char **
 	case 't': rc = parse_num(arg, 0.01, 600, &o->secs); break;
 	case 'i': rc = parse_num(arg, 0.01, 600, &o->idle_secs); break;
 	case 'n': rc = parse_num(arg, 1, 60000, &v); o->idle_conns = (unsigned int)v; break;
+	case 'S': rc = parse_num(arg, 2, BENCH_MAX_SCALE, &v); o->scale = (unsigned int)v; break;
 	case 'a':
 		if (*nd == MAX_DAEMON_ARGS)
 			return -E2BIG;
@@ -97,6 +103,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
 		{ "daemon-arg", required_argument, NULL, 'a' },
 		{ "vm-keys", required_argument, NULL, 'k' },
 		{ "cpus", required_argument, NULL, 'c' },
+		{ "scale", required_argument, NULL, 'S' },
 		{ "smoke", no_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -121,7 +128,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
 		*o = (struct bench_opts){ .daemon = o->daemon, .json = o->json, .only = o->only,
 					  .repeats = 1, .secs = 0.1, .idle_secs = 0.2,
 					  .idle_conns = 200, .smoke = true, .vm_keys = o->vm_keys,
-					  .cpus = o->cpus, .verbose = o->verbose,
+					  .cpus = o->cpus, .verbose = o->verbose, .scale = o->scale,
 					  .daemon_args = dargs };
 	if (!o->daemon || optind != argc) {
 		usage(stderr);
@@ -197,11 +204,16 @@ int main(int argc, char **argv)
 	if (bench_pat_init() < 0)
 		return 1;
 	/* a hang ends the run (and the daemon) instead of the CI job */
-	bench_watchdog((unsigned int)(300 + o.repeats * (o.secs * 90 + o.idle_secs * 4 + 30)));
+	bench_watchdog((unsigned int)(300 + o.repeats * (o.secs * 90 + o.idle_secs * 4 + 30) +
+				      o.scale));
 	load = bench_loadavg();
-	rc = traffic(&o);
-	for (unsigned int rep = 0; rc == 0 && rep < o.repeats; rep++)
-		rc = bench_run_idle(&o, rep);
+	if (o.scale) {
+		rc = bench_run_scale(&o);
+	} else {
+		rc = traffic(&o);
+		for (unsigned int rep = 0; rc == 0 && rep < o.repeats; rep++)
+			rc = bench_run_idle(&o, rep);
+	}
 	if (bench_report(&o, load) < 0 && rc == 0)
 		rc = -EIO;
 	if (rc < 0)

@@ -29,6 +29,9 @@ struct fig_meta {
 };
 
 static const char base_host[] = "baseline: the host-role process of the plain socket pair";
+static const char scale_base[] = "ours: the daemon with --scale N VMs; baseline: a one-VM daemon";
+static const char scale_marginal[] =
+	"(the N-VM daemon's figure - the one-VM daemon's) / (N - 1); no baseline";
 
 static const struct fig_meta metas[] = {
 	{ "g2h_4k_1", "stream guest->host, 4 KiB writes, 1 conn", "GB/s", GOAL_RATIO_MIN, 1.2 },
@@ -66,6 +69,29 @@ static const struct fig_meta metas[] = {
 	{ "fair_rtt", "fairness: round trip median with the flooder", "us" },
 	{ "fair_rtt_solo", "fairness: round trip median without the flooder", "us" },
 	{ "fair_flood", "fairness: flooder's 64-byte writes delivered", "msg/s" },
+	{ "scale_start", "scale: start-up, --config file to control socket", "ms", GOAL_NONE, 0,
+	  scale_base },
+	{ "scale_start_cpu", "scale: start-up, the daemon's CPU time", "ms", GOAL_NONE, 0,
+	  scale_base },
+	{ "scale_add", "scale: one vm-add request over --control", "ms", GOAL_NONE, 0, scale_base },
+	{ "scale_attach", "scale: one front end attached (QEMU's set-up)", "ms", GOAL_NONE, 0,
+	  scale_base },
+	{ "scale_rss_vm", "scale: daemon RSS per idle VM, no front end", "KiB", GOAL_OURS_MAX, 64,
+	  scale_marginal },
+	{ "scale_rss_vm_fe", "scale: daemon RSS per idle VM, front end attached", "KiB",
+	  GOAL_OURS_MAX, 256, scale_marginal },
+	{ "scale_anon_vm_fe", "scale: daemon RssAnon per idle VM, front end attached", "KiB",
+	  GOAL_NONE, 0, scale_marginal },
+	{ "scale_threads_vm", "scale: daemon threads per VM", "threads", GOAL_NONE, 0,
+	  scale_marginal },
+	{ "scale_fds_vm", "scale: daemon descriptors per VM, front end attached", "fds", GOAL_NONE,
+	  0, scale_marginal },
+	{ "scale_idle_cpu", "scale: daemon CPU, every VM idle with a front end, per window",
+	  "ticks", GOAL_OURS_MAX, 0, scale_base },
+	{ "scale_g2h", "scale: 1 VM streams guest->host 64 KiB, the others idle", "GB/s",
+	  GOAL_RATIO_MIN, 0.9, scale_base },
+	{ "scale_h2g", "scale: 1 VM streams host->guest 64 KiB, the others idle", "GB/s",
+	  GOAL_RATIO_MIN, 0.9, scale_base },
 };
 
 static struct bench_fig figs[MAX_FIGS];

@@ -276,6 +276,16 @@ static int stream_pair(struct bench_sut *s, const struct bench_opts *o, const st
 	return 0;
 }
 
+int bench_stream_one(struct bench_sut *s, const struct bench_opts *o, bool g2h, double *gbps)
+{
+	const struct stream_cfg *c = &cfgs[g2h ? 1 : 5]; /* 64 KiB writes, 1 connection */
+	struct stream_out out = { 0 };
+	int rc = stream_once(s, o, c, false, &out);
+
+	*gbps = out.gbps;
+	return rc;
+}
+
 int bench_run_streams(struct bench_sut *s, const struct bench_opts *o, unsigned int rep)
 {
 	for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {

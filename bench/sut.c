@@ -59,7 +59,7 @@ void bench_watchdog(unsigned int seconds)
 	alarm(seconds);
 }
 
-static void watch_pid(pid_t old, pid_t pid)
+void bench_watch_pid(pid_t old, pid_t pid)
 {
 	for (unsigned int i = 0; i < 2; i++) {
 		if (watched[i] == old) {
@@ -125,14 +125,20 @@ static int daemon_start(struct bench_sut *s, const struct bench_opts *o, const c
 	return tfe_daemon_start(&h->d, argv, h->sock[0], h->log, 5000);
 }
 
-int bench_sut_start(struct bench_sut *s, const struct bench_opts *o, unsigned int nvms,
-		    const char *keys)
+int bench_guest_open(struct uh_guest *g, const struct uh *h, unsigned int i)
 {
 	const struct tfe_vsock_opts vo = {
 		.buf_alloc = GUEST_BUF_ALLOC, .rx_buf_size = GUEST_RX_BUF, .tx_pkt_max = GUEST_TX_PKT,
 		/* Linux: a credit update once the sender may send less than one packet */
 		.credit_threshold = GUEST_BUF_ALLOC - GUEST_TX_PKT,
 	};
+
+	return uh_guest_open(g, h, i, 1ull << TFE_F_EVENT_IDX, &vo);
+}
+
+int bench_sut_start(struct bench_sut *s, const struct bench_opts *o, unsigned int nvms,
+		    const char *keys)
+{
 	int rc;
 
 	memset(s, 0, sizeof(*s));
@@ -145,11 +151,11 @@ int bench_sut_start(struct bench_sut *s, const struct bench_opts *o, unsigned in
 	s->next_port = 10000;
 	rc = daemon_start(s, o, keys);
 	if (rc == 0) {
-		watch_pid(0, s->h.d.pid);
+		bench_watch_pid(0, s->h.d.pid);
 		rc = wait_sockets(&s->h);
 	}
 	for (unsigned int i = 0; rc == 0 && i < nvms; i++) {
-		rc = uh_guest_open(&s->g[i], &s->h, i, 1ull << TFE_F_EVENT_IDX, &vo);
+		rc = bench_guest_open(&s->g[i], &s->h, i);
 		s->nvms += rc == 0;
 	}
 	if (rc < 0) {
@@ -200,7 +206,7 @@ int bench_sut_stop(struct bench_sut *s)
 	s->nvms = 0;
 	alive = pid > 0 && tfe_daemon_alive(&s->h.d);
 	rc = pid > 0 ? tfe_daemon_stop(&s->h.d, 5000) : 0;
-	watch_pid(pid, 0);
+	bench_watch_pid(pid, 0);
 	if (pid > 0 && (!alive || rc < 0)) {
 		fprintf(stderr, "vsock-bench: the daemon %s (status 0x%x)\n",
 			alive ? "did not stop cleanly" : "died during the run", s->h.d.status);

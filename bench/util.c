@@ -138,6 +138,10 @@ static int status_kb(pid_t pid, struct bench_proc *p)
 			p->rss_kb = v;
 		else if (sscanf(line, "VmHWM: %llu", &v) == 1)
 			p->hwm_kb = v;
+		else if (sscanf(line, "RssAnon: %llu", &v) == 1)
+			p->anon_kb = v;
+		else if (sscanf(line, "Threads: %llu", &v) == 1)
+			p->threads = (unsigned int)v;
 	}
 	fclose(f);
 	return 0;

@@ -145,32 +145,52 @@ static void user_vm(struct json_w *w, const struct user_vm *vm, const struct ust
 	json_obj_end(w);
 }
 
+/*
+ * Every VM is asked first and answered after, so their threads take their
+ * snapshots in parallel. Rows are malloc()ed, not calloc()ed: only the
+ * rows a VM writes cost memory.
+ */
 static int user_stats(void *ctx, struct json_w *w, char *err, size_t errlen)
 {
 	struct control_user_ctx *u = ctx;
+	struct ustats_snap *s = calloc(CLI_MAX_VMS, sizeof(*s));
+	uint64_t *ticket = calloc(CLI_MAX_VMS, sizeof(*ticket));
+	struct timespec until;
+	int rc = s && ticket ? 0 : -ENOMEM;
 
-	daemon_fields(w, u->cfg, "user");
-	json_key(w, "vms");
-	json_arr_begin(w);
-	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
+	user_engine_snapshot_deadline(&until);
+	for (unsigned int i = 0; rc == 0 && i < CLI_MAX_VMS; i++) {
 		struct user_vm *vm = u->ue->vm[i];
-		struct ustats_snap s = { 0 };
-		int rc;
 
 		if (!vm)
 			continue;
-		s.conns_cap = vm->vc.max_connections ? vm->vc.max_connections : 1024;
-		s.conns = calloc(s.conns_cap, sizeof(*s.conns));
-		if (!s.conns) {
-			snprintf(err, errlen, "stats: out of memory");
-			return -ENOMEM;
-		}
-		rc = user_engine_snapshot(u->ue, vm, &s);
-		user_vm(w, vm, &s, rc == 0);
-		free(s.conns);
+		s[i].conns_cap = vm->vc.max_connections ? vm->vc.max_connections : 1024;
+		s[i].conns = malloc(s[i].conns_cap * sizeof(*s[i].conns));
+		if (!s[i].conns)
+			rc = -ENOMEM;
+		else
+			ticket[i] = user_engine_snapshot_ask(vm, &s[i]);
+	}
+	daemon_fields(w, u->cfg, "user");
+	json_key(w, "vms");
+	json_arr_begin(w);
+	for (unsigned int i = 0; s && ticket && i < CLI_MAX_VMS; i++) {
+		struct user_vm *vm = u->ue->vm[i];
+		bool ok;
+
+		if (!vm || !s[i].conns)
+			continue;
+		ok = user_engine_snapshot_wait(vm, ticket[i], &until) == 0;
+		if (rc == 0)
+			user_vm(w, vm, &s[i], ok);
+		free(s[i].conns);
 	}
 	json_arr_end(w);
-	return 0;
+	free(s);
+	free(ticket);
+	if (rc < 0)
+		snprintf(err, errlen, "stats: out of memory");
+	return rc;
 }
 
 static int user_vm_add(void *ctx, const char *spec, struct json_w *w, char *err, size_t errlen)

@@ -13,7 +13,40 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
-#define PORT_BIT(i) (1ull << (i))
+/* ---- port bit maps ------------------------------------------------------------ */
+
+static void map_set(uint64_t *map, unsigned int i)
+{
+	map[i / 64] |= 1ull << (i % 64);
+}
+
+static bool map_test(const uint64_t *map, unsigned int i)
+{
+	return (map[i / 64] >> (i % 64)) & 1;
+}
+
+static bool map_empty(const uint64_t *map)
+{
+	for (unsigned int w = 0; w < SIB_MAP_WORDS; w++) {
+		if (map[w])
+			return false;
+	}
+	return true;
+}
+
+/* Move the bits of @from into @to (the waiters to wake, taken under the port's lock). */
+static void map_take(uint64_t *to, uint64_t *from)
+{
+	memcpy(to, from, SIB_MAP_WORDS * sizeof(*from));
+	memset(from, 0, SIB_MAP_WORDS * sizeof(*from));
+}
+
+bool sib_reaches(const struct sib_hub *h, unsigned int from, unsigned int to)
+{
+	return from < h->n && to < h->n && map_test(h->port[from].reach, to);
+}
+
+/* ---- the hub ---------------------------------------------------------------------- */
 
 void sib_hub_init(struct sib_hub *h)
 {
@@ -71,17 +104,17 @@ int sib_hub_link(struct sib_hub *h, uint32_t cap)
 	for (unsigned int i = 0; i < h->n; i++) {
 		struct sib_port *p = &h->port[i];
 
-		p->reach = 0;
+		memset(p->reach, 0, sizeof(p->reach));
 		for (unsigned int j = 0; j < h->n; j++) {
 			if (j != i && sib_groups_share(p->groups, h->port[j].groups))
-				p->reach |= PORT_BIT(j);
+				map_set(p->reach, j);
 		}
 	}
 	for (unsigned int i = 0; i < h->n; i++) {
 		struct sib_port *p = &h->port[i];
 
 		/* reach is symmetric: nobody we reach means nobody reaches us */
-		if (!p->reach || p->buf)
+		if (map_empty(p->reach) || p->buf)
 			continue;
 		p->buf = malloc(cap);
 		if (!p->buf)
@@ -144,12 +177,15 @@ static void wake(int fd)
 		eventfd_write(fd, 1);
 }
 
-static void wake_waiters(const struct sib_hub *h, uint64_t waiters)
+static void wake_waiters(const struct sib_hub *h, const uint64_t *waiters)
 {
-	for (unsigned int j = 0; waiters && j < h->n; j++) {
-		if (waiters & PORT_BIT(j))
-			wake(h->port[j].wake_fd);
-		waiters &= ~PORT_BIT(j);
+	for (unsigned int w = 0; w < SIB_MAP_WORDS; w++) {
+		for (uint64_t bits = waiters[w]; bits; bits &= bits - 1) {
+			unsigned int j = w * 64 + (unsigned int)__builtin_ctzll(bits);
+
+			if (j < h->n)
+				wake(h->port[j].wake_fd);
+		}
 	}
 }
 
@@ -159,7 +195,7 @@ static int find_port(const struct sib_hub *h, unsigned int from, uint64_t cid)
 {
 	for (unsigned int j = 0; j < h->n; j++) {
 		if (h->port[j].cid == cid)
-			return (h->port[from].reach & PORT_BIT(j)) ? (int)j : -EHOSTUNREACH;
+			return map_test(h->port[from].reach, j) ? (int)j : -EHOSTUNREACH;
 	}
 	return -EHOSTUNREACH;
 }
@@ -186,7 +222,7 @@ int sib_send(struct sib_hub *h, unsigned int from, const struct pkt_hdr *hdr,
 		return -ENOTCONN;
 	}
 	if (p->cap - p->used < sizeof(rec) + rec) {
-		p->waiters |= PORT_BIT(from);
+		map_set(p->waiters, from);
 		pthread_mutex_unlock(&p->lock);
 		return -EAGAIN;
 	}
@@ -203,18 +239,15 @@ int sib_send(struct sib_hub *h, unsigned int from, const struct pkt_hdr *hdr,
 
 /* ---- receiving ------------------------------------------------------------ */
 
-/* Drop the first record; Return: the senders to wake. */
-static uint64_t pop_record(struct sib_port *p, uint32_t rec)
+/* Drop the first record; @woken receives the senders to wake. */
+static void pop_record(struct sib_port *p, uint32_t rec, uint64_t *woken)
 {
-	uint64_t w = p->waiters;
-
 	p->head = (uint32_t)(((uint64_t)p->head + sizeof(rec) + rec) % p->cap);
 	p->used -= (uint32_t)sizeof(rec) + rec;
 	p->frag_off = 0;
 	if (p->used == 0)
 		p->head = 0;
-	p->waiters = 0;
-	return w;
+	map_take(woken, p->waiters);
 }
 
 /* The next piece of the first record into @rx. Caller holds the lock. */
@@ -243,7 +276,7 @@ static int deliver(struct sib_port *p, const struct iovec *rx, size_t nrx, size_
 	ring_get_iov(p, (uint32_t)sizeof(rec) + VSOCK_HDR_LEN + p->frag_off, dst, nd);
 	p->frag_off += chunk;
 	if (chunk == rest)
-		*woken = pop_record(p, rec);
+		pop_record(p, rec, woken);
 	*len = VSOCK_HDR_LEN + (size_t)chunk;
 	return 0;
 }
@@ -251,7 +284,7 @@ static int deliver(struct sib_port *p, const struct iovec *rx, size_t nrx, size_
 int sib_recv(struct sib_hub *h, unsigned int idx, const struct iovec *rx, size_t nrx,
 	     size_t *len)
 {
-	uint64_t woken = 0;
+	uint64_t woken[SIB_MAP_WORDS] = { 0 };
 	struct sib_port *p;
 	int rc = -EAGAIN;
 
@@ -260,7 +293,7 @@ int sib_recv(struct sib_hub *h, unsigned int idx, const struct iovec *rx, size_t
 	p = &h->port[idx];
 	pthread_mutex_lock(&p->lock);
 	if (p->used)
-		rc = deliver(p, rx, nrx, len, &woken);
+		rc = deliver(p, rx, nrx, len, woken);
 	pthread_mutex_unlock(&p->lock);
 	wake_waiters(h, woken);
 	return rc;
@@ -282,7 +315,7 @@ bool sib_pending(struct sib_hub *h, unsigned int idx)
 
 void sib_set_open(struct sib_hub *h, unsigned int idx, bool open)
 {
-	uint64_t woken = 0;
+	uint64_t woken[SIB_MAP_WORDS] = { 0 };
 	struct sib_port *p;
 
 	if (idx >= h->n)
@@ -292,8 +325,7 @@ void sib_set_open(struct sib_hub *h, unsigned int idx, bool open)
 	p->open = open;
 	if (!open) {
 		p->head = p->used = p->frag_off = 0;
-		woken = p->waiters;
-		p->waiters = 0;
+		map_take(woken, p->waiters);
 	}
 	pthread_mutex_unlock(&p->lock);
 	wake_waiters(h, woken);

@@ -14,7 +14,8 @@
  * sender that found the inbox full is woken the same way once space frees.
  *
  * Limits and invariants:
- * - At most SIB_MAX_PORTS VMs (a bit mask says who reaches whom).
+ * - At most SIB_MAX_PORTS VMs, as many as the daemon serves (bit maps say
+ *   who reaches whom and who waits for room).
  * - Each inbox is a byte ring of records (u32 length, 44-byte header,
  *   payload); it never holds more than its capacity, so a guest flooding
  *   its siblings is held back (sib_send() returns -EAGAIN) instead of
@@ -39,7 +40,8 @@
 
 #include "engine/user/pkt.h"
 
-#define SIB_MAX_PORTS 64u
+#define SIB_MAX_PORTS 1024u
+#define SIB_MAP_WORDS (SIB_MAX_PORTS / 64u)
 #define SIB_RECORD_MAX (4u + VSOCK_HDR_LEN + VSOCK_MAX_PKT_LEN)
 #define SIB_DEFAULT_CAPACITY (512u * 1024)
 
@@ -49,7 +51,7 @@ struct sib_port {
 	/* fixed once the hub is linked */
 	uint64_t cid;
 	const char *groups; /* "g1+g2", borrowed */
-	uint64_t reach;     /* bit j: port j shares a group with this one */
+	uint64_t reach[SIB_MAP_WORDS];   /* bit j: port j shares a group with this one */
 	int wake_fd;        /* eventfd of the owner's loop */
 	/* under lock */
 	bool open;          /* the owner's device takes packets */
@@ -58,13 +60,16 @@ struct sib_port {
 	uint32_t head;      /* offset of the first record */
 	uint32_t used;      /* bytes held */
 	uint32_t frag_off;  /* payload bytes of the first record already delivered */
-	uint64_t waiters;   /* bit j: port j found us full and waits */
+	uint64_t waiters[SIB_MAP_WORDS]; /* bit j: port j found us full and waits */
 };
 
 struct sib_hub {
 	unsigned int n;
 	struct sib_port port[SIB_MAX_PORTS];
 };
+
+/** sib_reaches() - Return: whether port @from may send to port @to. */
+bool sib_reaches(const struct sib_hub *h, unsigned int from, unsigned int to);
 
 /**
  * sib_hub_init() - an empty hub.

@@ -50,6 +50,14 @@
 
 /* How long user_engine_snapshot() waits for a VM thread. */
 #define USER_SNAPSHOT_TIMEOUT_MS 2000
+/*
+ * Descriptors one VM holds apart from its guest connections, with a front
+ * end attached: listening sockets, epoll, eventfds, the front end's socket,
+ * its rings' kick/call/err eventfds and guest memory regions (measured:
+ * README "Performance", scale). The daemon itself needs a few more.
+ */
+#define USER_VM_FDS 16u
+#define USER_DAEMON_FDS 64u
 
 struct user_engine;
 
@@ -85,6 +93,7 @@ struct user_engine {
 	struct sib_hub hub;
 	int hub_wake[SIB_MAX_PORTS];         /* the hub ports' eventfds, open until the end */
 	int done_fd;                         /* eventfd: a VM thread ended by itself */
+	uint64_t fd_limit;                   /* RLIMIT_NOFILE in force (UINT64_MAX: none) */
 	bool running;                        /* user_engine_run() was called */
 };
 
@@ -127,7 +136,8 @@ int user_engine_stop(struct user_engine *ue);
  * @errlen: its size
  *
  * Refused: a CID or a socket path (vhost-user or hybrid) that a VM has,
- * no free slot (CLI_MAX_VMS), or sockets that cannot be created.
+ * no free slot (CLI_MAX_VMS), no room for its descriptors under
+ * RLIMIT_NOFILE (USER_VM_FDS), or sockets that cannot be created.
  * Return: the new VM, or NULL with @err set.
  */
 struct user_vm *user_engine_add(struct user_engine *ue, const struct vm_config *vc, char *err,
@@ -161,5 +171,25 @@ void user_engine_remove(struct user_engine *ue, struct user_vm *vm);
  * USER_SNAPSHOT_TIMEOUT_MS.
  */
 int user_engine_snapshot(struct user_engine *ue, struct user_vm *vm, struct ustats_snap *s);
+
+/*
+ * The same in two halves, so that many VMs are asked at once and their
+ * threads answer in parallel (1,000 VMs asked one after another took 30 s
+ * on a loaded machine). Every ask must be waited for before @s is freed:
+ * the wait, even one that times out, is what stops the VM thread from
+ * writing to @s.
+ */
+
+/** user_engine_snapshot_ask() - Return: the ticket to wait for (0: @s is filled already). */
+uint64_t user_engine_snapshot_ask(struct user_vm *vm, struct ustats_snap *s);
+
+/**
+ * user_engine_snapshot_wait() - wait for @ticket until @until (CLOCK_MONOTONIC).
+ * Return: 0, or -ETIMEDOUT (@s then holds nothing usable).
+ */
+int user_engine_snapshot_wait(struct user_vm *vm, uint64_t ticket, const struct timespec *until);
+
+/** user_engine_snapshot_deadline() - @until: USER_SNAPSHOT_TIMEOUT_MS from now. */
+void user_engine_snapshot_deadline(struct timespec *until);
 
 #endif
