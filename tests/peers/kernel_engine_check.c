@@ -1176,6 +1176,76 @@ static int case_daemon_exit(struct check *k, char *why, size_t n)
 	return rc;
 }
 
+/* After the vhost fd that carried it closed, the host socket is reset. */
+static int host_sees_gone(struct check *k, int fd, char *why, size_t n)
+{
+	char b[8];
+	ssize_t r;
+
+	pump(k, fd, POLLIN, STEP_MS);
+	r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+	if (r > 0 || (r < 0 && errno == EAGAIN))
+		FAILF("host recv after the daemon died: %s", r > 0 ? "data" : "still waiting");
+	printf("INFO: daemon-restart: host recv after the old daemon died returned %zd (%s)\n", r,
+	       r < 0 ? strerror(errno) : "end of stream");
+	return 0;
+}
+
+static bool got_rst(void *ctx)
+{
+	const struct tfe_vsock_conn *c = ctx;
+
+	return c->rst_received;
+}
+
+/*
+ * Daemon 1 killed under a guest whose front end reconnects to its
+ * successor keeping its rings (crosvm; QEMU never reconnects, README
+ * "Restarting the daemon"): the old vhost fd closing resets the host side
+ * of an open connection; the new daemon resumes the rings and posts
+ * TRANSPORT_RESET; a guest packet on the old connection is answered RST
+ * by the kernel, which knows no such socket; a new connection works.
+ */
+static int case_daemon_restart(struct check *k, char *why, size_t n)
+{
+	struct tfe_setup_opts o = { .want_features = (1ull << TFE_F_VERSION_1) |
+				    (1ull << TFE_F_EVENT_IDX) | (1ull << TFE_F_INDIRECT_DESC) };
+	struct tfe_vsock_conn *c = NULL;
+	struct tfe_vsock_pkt p;
+	int fd = -1, rc;
+
+	guest_down(k);
+	rc = guest_up(k, k->sock1, true, TFE_NR_QEMU);
+	if (rc < 0)
+		FAILF("crosvm-like setup: %s (see %s)", strerror(-rc), k->log1);
+	if (pair_from_guest(k, &fd, &c, why, n) < 0)
+		return -1;
+	kill(k->d1.pid, SIGKILL);
+	for (int i = 0; i < 300 && tfe_daemon_alive(&k->d1); i++)
+		poll(NULL, 0, 10);
+	alarm_pids[0] = 0;
+	rc = host_sees_gone(k, fd, why, n);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (start_daemon(k, &k->d1, k->sock1, k->log1, why, n) < 0)
+		return -1;
+	rc = tfe_resume_crosvm(&k->vm, k->sock1, &o, budget(k, STEP_MS));
+	if (rc < 0)
+		FAILF("the front end's reconnect: %s (see %s)", strerror(-rc), k->log1);
+	tfe_vsock_conn_pkt(&k->vs, c, TFE_VSOCK_OP_RW, 0, &p);
+	p.len = 4;
+	rc = tfe_vsock_send_pkt(&k->vs, &p, "late", 4);
+	if (rc == 0)
+		rc = tfe_vsock_wait_until(&k->vs, got_rst, c, budget(k, STEP_MS));
+	if (rc < 0)
+		FAILF("no RST for a packet of the old connection: %s", strerror(-rc));
+	printf("INFO: daemon-restart: old connection's packet answered RST; %lu transport "
+	       "event(s) seen\n", k->vs.events);
+	tfe_vsock_close(&k->vs, c, 0);
+	return case_guest_connect(k, why, n);
+}
+
 /* ------------------------------------------------------------------ */
 /* main                                                                */
 /* ------------------------------------------------------------------ */
@@ -1252,6 +1322,7 @@ int main(int argc, char **argv)
 		{ "hostile-ring-address", case_hostile_ring_address },
 		{ "hostile-avail-jump", case_hostile_avail_jump },
 		{ "mem-hotplug", case_mem_hotplug },
+		{ "daemon-restart", case_daemon_restart },
 		{ "daemon-exit", case_daemon_exit },
 	};
 	int rc = parse_args(&k, argc, argv);

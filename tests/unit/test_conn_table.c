@@ -224,6 +224,38 @@ static void test_request_accept_refuse(void **state)
 	ms_free(dup);
 }
 
+/* The daemon leaving: every connection the guest knows gets its RST, and
+ * one the guest never heard of (a host connect not yet sent) goes quietly. */
+static void test_abort_all(void **state)
+{
+	struct memstream *m[3] = { ms_new(false), ms_new(false), ms_new(false) };
+	struct pkt_hdr h;
+	struct stream s;
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, NULL);
+	open_peer(&f, m[0], 40000, 22);
+	open_peer(&f, m[1], 40001, 23);
+	s = ms_stream(m[2]);
+	assert_int_equal(conn_table_connect(&f.t, 5000, &s, f.now, NULL), 0);
+	conn_table_abort_all(&f.t);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(m[i]->closes, 1);
+	/* the unsent host connect is gone; the REQUEST it owed is not sent */
+	assert_int_equal(f.t.count, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(next_rx(&f, &h), VSOCK_OP_RST);
+		assert_true(h.dst_port == 40000 || h.dst_port == 40001);
+	}
+	assert_int_equal(next_rx(&f, NULL), -EAGAIN);
+	assert_int_equal(f.t.count, 0);
+	assert_int_equal(f.freed, 3);
+	conn_table_fini(&f.t);
+	for (int i = 0; i < 3; i++)
+		ms_free(m[i]);
+}
+
 static void cap4(struct conn_table_cfg *cfg)
 {
 	cfg->max_conns = 4;
@@ -711,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_misaddressed_dropped),
 		cmocka_unit_test(test_unknown_tuple_answers),
 		cmocka_unit_test(test_request_accept_refuse),
+		cmocka_unit_test(test_abort_all),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_rst_queue_bounded),
 		cmocka_unit_test(test_port_allocation_wraps),

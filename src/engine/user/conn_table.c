@@ -485,6 +485,19 @@ void conn_table_expire(struct conn_table *t, uint64_t now_ms)
 	}
 }
 
+void conn_table_abort_all(struct conn_table *t)
+{
+	for (uint32_t i = 0; i < t->nbuckets; i++) {
+		struct conn *c = t->buckets[i], *next;
+
+		for (; c; c = next) {
+			next = c->hnext;
+			conn_abort(c);
+			conn_table_settle(t, c);
+		}
+	}
+}
+
 uint64_t conn_table_next_deadline(const struct conn_table *t)
 {
 	uint64_t best = 0;

@@ -197,6 +197,13 @@ int conn_table_connect_type(struct conn_table *t, uint32_t peer_port, uint16_t t
 void conn_table_clear(struct conn_table *t);
 
 /**
+ * conn_table_abort_all() - reset every connection: host streams closed, an
+ * RST owed to the guest for each one it knows of (the daemon is leaving).
+ * @t: the table
+ */
+void conn_table_abort_all(struct conn_table *t);
+
+/**
  * conn_table_fill_rx() - the next packet for the guest, from any connection.
  * @t: the table
  * @rx: a device-writable rx buffer

@@ -996,6 +996,20 @@ void udev_wake(struct udev *d)
 	pump(d);
 }
 
+unsigned int udev_farewell(struct udev *d)
+{
+	uint32_t n = d->ct.count;
+
+	if (!n || !udev_running(d))
+		return 0;
+	conn_table_abort_all(&d->ct);
+	/* rx only: tx could start connections nobody will serve */
+	rx_fill(d, hybrid_now_ms());
+	log_info("%s: leaving: %u connection%s reset (RST to the guest)", d->cfg.name, n,
+		 n == 1 ? "" : "s");
+	return n;
+}
+
 /* ---- vhost-user hooks ---------------------------------------------------------- */
 
 static struct udev *dev_of(struct vu_dev *vu)

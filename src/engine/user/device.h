@@ -163,6 +163,17 @@ void udev_detach(void *priv);
  */
 void udev_wake(struct udev *d);
 
+/**
+ * udev_farewell() - the daemon is leaving this VM (SIGTERM, vm remove):
+ * reset every connection and put the RSTs in the guest's rx buffers now,
+ * so its sockets fail at once instead of waiting on a back end that is
+ * gone (no vhost-user front end reconnects a vsock device to the next one).
+ * @d: the device
+ *
+ * Return: the connections reset.
+ */
+unsigned int udev_farewell(struct udev *d);
+
 /** udev_running() - Return: whether rx and tx run (and no ring broke). */
 bool udev_running(const struct udev *d);
 

@@ -73,6 +73,7 @@ static void on_wake(void *ctx, uint32_t events)
 	(void)events;
 	eventfd_read(vm->wake_fd, &v);
 	if (atomic_load(&vm->stop)) {
+		udev_farewell(&vm->dev);
 		loop_stop(&vm->loop);
 		return;
 	}
