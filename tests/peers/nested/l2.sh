@@ -19,6 +19,10 @@
 #   l2.sh restart CID P Q BYTES
 #     cid, connect, listen as above (fresh ports), then exits: init powers
 #     the guest off.
+#   l2.sh vt MODE CTL SKIPS
+#     net, then vt-MODE: vsock_test --mode=MODE (client: its control server
+#     is L1 on CTL; server: on CTL, forwarded by L1's QEMU), --peer-cid=2,
+#     --skip for each id of SKIPS ("3+7", or "-" for none); then exits.
 #
 # Every step is bounded (nested_xfer's own limits, timeout for vsock_test),
 # and a failed step does not stop the next: l1.sh is waiting on each.
@@ -62,6 +66,21 @@ data)
 restart)
 	[ $# -eq 5 ] || { echo "l2: usage: l2.sh restart CID P Q BYTES"; exit 2; }
 	xfer_steps "$2" "$3" "$4" "$5"
+	echo "l2: done failed=$failed"
+	;;
+vt)
+	[ $# -eq 4 ] || { echo "l2: usage: l2.sh vt client|server CTL SKIPS"; exit 2; }
+	skips=''
+	if [ "$4" != - ]; then
+		IFS=+
+		for id in $4; do skips="$skips --skip=$id"; done
+		unset IFS
+	fi
+	host=''
+	[ "$2" = server ] || host=--control-host=10.0.2.2
+	step net net_up
+	# shellcheck disable=SC2086 # $host and $skips: zero or more words
+	step "vt-$2" timeout 900 vsock_test --mode="$2" $host --control-port="$3" --peer-cid=2 $skips
 	echo "l2: done failed=$failed"
 	;;
 *)
