@@ -292,16 +292,24 @@ judge_vt() {
 	ok=$(grep -cE '^[0-9]+ - .*\.\.\.ok$' "$log")
 	# Every case's own result line, for the record.
 	grep -E '^[0-9]+ - ' "$log" | sed "s/^/INFO: $name: /"
-	if [ "$vt_cases" -le 0 ]; then
+	vt_verdict "$name" "$log" "$rc" "$l2rc" "$step" "$vt_cases" "$ok" 0
+}
+
+# vt_verdict CASE LOG RC L2RC L2STEP TOTAL OK SKIPPED - PASS when both ends
+# exited 0 and every case the suite lists was ok or skipped by design.
+vt_verdict() {
+	local name=$1 log=$2 rc=$3 l2rc=$4 step=$5 total=$6 ok=$7 skipped=$8 why=''
+	[ "$skipped" -eq 0 ] || why=", $skipped skipped by design"
+	if [ "$total" -le 0 ]; then
 		fail "$name" "vsock_test --list names no cases"
 	elif [ "$rc" != 0 ]; then
 		fail "$name" "L1 vsock_test exit $rc: $(grep -v '^$' "$log" | tail -n 2 | tr '\n' ' ')"
 	elif [ "$l2rc" != 0 ]; then
 		fail "$name" "L2 vsock_test step $step exit=$l2rc"
-	elif [ "$ok" != "$vt_cases" ]; then
-		fail "$name" "$ok of $vt_cases cases ok"
+	elif [ "$((ok + skipped))" != "$total" ]; then
+		fail "$name" "$ok of $((total - skipped)) cases ok$why"
 	else
-		pass "$name" "$ok/$vt_cases cases ok"
+		pass "$name" "$ok/$((total - skipped)) cases ok$why"
 	fi
 }
 
@@ -518,17 +526,7 @@ judge_vt_cases() {
 			info "$name: $id $cname: ${res:-not run}"
 		fi
 	done <"$W/vt-list.txt"
-	if [ "$total" -le 0 ]; then
-		fail "$name" "vsock_test --list names no cases"
-	elif [ "$rc" != 0 ]; then
-		fail "$name" "L1 vsock_test exit $rc: $(grep -v '^$' "$log" | tail -n 2 | tr '\n' ' ')"
-	elif [ "$l2rc" != 0 ]; then
-		fail "$name" "L2 vsock_test step $step exit=$l2rc"
-	elif [ "$((ok + skipped))" != "$total" ]; then
-		fail "$name" "$ok of $((total - skipped)) cases ok, $skipped skipped by design"
-	else
-		pass "$name" "$ok/$((total - skipped)) cases ok, $skipped skipped by design"
-	fi
+	vt_verdict "$name" "$log" "$rc" "$l2rc" "$step" "$total" "$ok" "$skipped"
 }
 
 # fwd_daemon ARG... - a forwarding daemon for L2 (userspace engine).
