@@ -23,7 +23,7 @@
  * Prints one "PASS: <case>" or "FAIL: <case>: <reason>" line per case,
  * "INFO: ..." lines with measurements, and finally
  * "forward: N passed, M failed"; exits 0 iff nothing failed.
- * Derived from kernel_engine_check.c (same pump/pair/stream helpers).
+ * Shares its pump/pair/stream helpers with kernel_engine_check.c (peer_check.c).
  */
 #include <endian.h>
 #include <errno.h>
@@ -46,12 +46,11 @@
 
 #include <linux/vm_sockets.h>
 
+#include "peer_check.h"
 #include "tfe.h"
 
 #define TOTAL_BUDGET_MS 100000
 #define ALARM_SEC 110
-#define STEP_MS 3000
-#define DATA_MAX (4u << 20)
 #define DATA_MIN (4u << 20) /* the brief: at least 4 MiB each way */
 #define DATA_SOFT_MS 30000
 #define DATA_HARD_MS 40000
@@ -65,339 +64,18 @@
 #define SEQ_EOR 2u
 #define SEQ_BUF_ALLOC (64u * 1024u)
 
-struct check {
-	const char *daemon;
-	const char *workdir;
-	uint64_t cid;
-	int64_t deadline;
-	unsigned int passed, failed;
-	uint32_t next_port;
-	struct tfe_daemon d1, d2;
-	char sock1[108], sock2[108], log1[PATH_MAX], log2[PATH_MAX], uds[108];
-	struct tfe_vm vm;
-	bool vm_up;
-	struct tfe_vsock vs;
-	bool vs_up;
-	/* the one raw SEQPACKET connection of the seqpacket cases */
-	uint32_t seq_gport;      /* our guest port; 0: none */
-	bool seq_response, seq_rst, seq_request;
-	uint32_t seq_peer_port, seq_peer_buf_alloc;
-	uint8_t seq_msgs[4][4096];
-	uint32_t seq_len[4], seq_flags[4];
-	unsigned int seq_n;      /* messages (RW packets) received */
-};
+/* the one raw SEQPACKET connection of the seqpacket cases */
+static struct {
+	uint32_t gport;      /* our guest port; 0: none */
+	bool response, rst, request;
+	uint32_t peer_port, peer_buf_alloc;
+	uint8_t msgs[4][4096];
+	uint32_t len[4], flags[4];
+	unsigned int n;      /* messages (RW packets) received */
+} seq;
 
-typedef int (*case_fn)(struct check *k, char *why, size_t n);
-
-#define FAILF(...) do { snprintf(why, n, __VA_ARGS__); return -1; } while (0)
-
-/* For the alarm handler: whatever it needs, without locks. */
-static volatile pid_t alarm_pids[2];
-static volatile unsigned int alarm_passed, alarm_failed;
-
-/* ------------------------------------------------------------------ */
-/* Reporting and time                                                  */
-/* ------------------------------------------------------------------ */
-
-static void put_uint(char *buf, size_t *len, unsigned int v)
-{
-	char tmp[12];
-	int i = 0;
-
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (i > 0)
-		buf[(*len)++] = tmp[--i];
-}
-
-/* Async-signal-safe last words: kill the daemons, report, exit. */
-static void on_alarm(int sig)
-{
-	static const char fail[] = "FAIL: global-timeout: the run exceeded its time limit\n";
-	char line[80] = "forward: ";
-	size_t len = strlen(line);
-
-	(void)sig;
-	for (int i = 0; i < 2; i++)
-		if (alarm_pids[i] > 0)
-			kill(alarm_pids[i], SIGKILL);
-	if (write(STDOUT_FILENO, fail, sizeof(fail) - 1) < 0)
-		_exit(1);
-	put_uint(line, &len, alarm_passed);
-	memcpy(line + len, " passed, ", 9);
-	len += 9;
-	put_uint(line, &len, alarm_failed + 1);
-	memcpy(line + len, " failed\n", 8);
-	len += 8;
-	if (write(STDOUT_FILENO, line, len) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static int budget(const struct check *k, int want)
-{
-	int left = tfe_remaining_ms(k->deadline);
-
-	return left < want ? left : want;
-}
-
-static void run_case(struct check *k, const char *name, case_fn fn)
-{
-	char why[256] = "";
-
-	if (tfe_remaining_ms(k->deadline) == 0) {
-		snprintf(why, sizeof(why), "not run: the time budget is spent");
-	} else if (fn(k, why, sizeof(why)) == 0) {
-		printf("PASS: %s\n", name);
-		k->passed++;
-		alarm_passed = k->passed;
-		fflush(stdout);
-		return;
-	}
-	printf("FAIL: %s: %s\n", name, why[0] ? why : "unknown reason");
-	k->failed++;
-	alarm_failed = k->failed;
-	fflush(stdout);
-}
-
-static uint32_t fresh_port(struct check *k)
-{
-	return k->next_port++;
-}
-
-/* ------------------------------------------------------------------ */
-/* Host side: AF_VSOCK sockets                                          */
-/* ------------------------------------------------------------------ */
-
-static int vsock_socket(void)
-{
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	return fd < 0 ? -errno : fd;
-}
-
-static int host_listen(uint32_t port)
-{
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				  .svm_port = port };
-	int fd = vsock_socket();
-
-	if (fd < 0)
-		return fd;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-		int rc = -errno;
-
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/*
- * Non-blocking connect to (@cid, @port). @timeout_ms > 0 replaces the
- * kernel's 2 s connect timeout, for connects that must succeed: a loaded
- * TCG host can be slow, and the caller's own wait is the real bound.
- */
-static int host_connect(uint64_t cid, uint32_t port, int timeout_ms)
-{
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = (unsigned int)cid,
-				  .svm_port = port };
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000 };
-	int fd = vsock_socket();
-
-	if (fd < 0)
-		return fd;
-	if ((timeout_ms > 0 && setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv,
-					  sizeof(tv)) < 0) ||
-	    (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)) {
-		int rc = -errno;
-
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/*
- * Run the guest while waiting for @events on host socket @fd (or just run
- * it when @fd < 0). Return: the revents seen, 0 on timeout, negative errno.
- */
-static int pump(struct check *k, int fd, short events, int timeout_ms)
-{
-	int64_t end = tfe_now_ms() + budget(k, timeout_ms);
-
-	for (;;) {
-		struct pollfd p[3];
-		int gfds[2], left = tfe_remaining_ms(end), slice = left < 10 ? left : 10, rc;
-		unsigned int ng = tfe_vsock_pollfds(&k->vs, gfds), np = 0;
-		bool pending;
-
-		if (fd >= 0)
-			p[np++] = (struct pollfd){ .fd = fd, .events = events };
-		for (unsigned int i = 0; i < ng; i++)
-			p[np++] = (struct pollfd){ .fd = gfds[i], .events = POLLIN };
-		/* work already pending: look at the socket without sleeping (arm both rings) */
-		pending = tfe_vring_arm(k->vs.rx);
-		if (tfe_vring_arm(k->vs.tx) || pending)
-			slice = 0;
-		rc = poll(p, np, slice);
-		if (rc < 0 && errno != EINTR)
-			return -errno;
-		for (unsigned int i = fd >= 0 ? 1 : 0; i < np; i++) {
-			uint64_t v;
-
-			if ((p[i].revents & POLLIN) && read(p[i].fd, &v, sizeof(v)) < 0)
-				continue;
-		}
-		rc = tfe_vsock_poll(&k->vs);
-		if (rc < 0)
-			return rc;
-		if (fd >= 0 && (p[0].revents & (events | POLLERR | POLLHUP)))
-			return p[0].revents;
-		if (left == 0)
-			return 0;
-	}
-}
-
-static int sock_error(int fd)
-{
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return errno;
-	return err;
-}
-
-/*
- * Diagnostics for a pair that timed out: where both rings stand (times on
- * CLOCK_MONOTONIC, the daemon log's clock), then the same after one
- * unconditional tx kick. tx avail ahead of used with avail_event behind
- * means the device never looked at tx: a lost kick if the kick moves it,
- * a wedged device if not. Runs once the case has failed, so it changes no
- * verdict, though later cases may then run on an unstuck ring.
- */
-static void dump_ring(const char *name, const struct tfe_vring *vr)
-{
-	uint16_t avail = le16toh(__atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE));
-	uint16_t used = le16toh(__atomic_load_n(&vr->used->idx, __ATOMIC_ACQUIRE));
-
-	printf("INFO:   %s: avail %u used %u (read %u) kicked at %u avail_event %u flags 0x%x\n",
-	       name, avail, used, vr->last_used, vr->kicked_idx,
-	       vr->event_idx ? le16toh(*tfe_vring_avail_event(vr)) : 0, le16toh(vr->used->flags));
-}
-
-static void pair_diagnose(struct check *k, int64_t t_start)
-{
-	int64_t now = tfe_now_ms();
-
-	if (!k->vs_up)
-		return;
-	printf("INFO: rings at %lld.%03lld (pair started at %lld.%03lld):\n", (long long)now / 1000,
-	       (long long)now % 1000, (long long)t_start / 1000, (long long)t_start % 1000);
-	dump_ring("rx", k->vs.rx);
-	dump_ring("tx", k->vs.tx);
-	if (tfe_vring_notify(k->vs.tx) == 0 && pump(k, -1, 0, 500) >= 0) {
-		printf("INFO: rings after one unconditional tx kick:\n");
-		dump_ring("rx", k->vs.rx);
-		dump_ring("tx", k->vs.tx);
-	}
-	fflush(stdout);
-}
-
-/* ------------------------------------------------------------------ */
-/* Connection pairs (host socket <-> guest connection)                 */
-/* ------------------------------------------------------------------ */
-
-/* Guest connects to a host listener; accept() must name the guest. */
-static int pair_from_guest(struct check *k, int *hostfd, struct tfe_vsock_conn **c, char *why,
-			   size_t n)
-{
-	uint32_t hport = fresh_port(k), gport = fresh_port(k);
-	struct sockaddr_vm peer;
-	socklen_t plen = sizeof(peer);
-	int64_t t0 = tfe_now_ms();
-	int lfd = host_listen(hport), rc, fd;
-
-	if (lfd < 0)
-		FAILF("host listen on port %u: %s", hport, strerror(-lfd));
-	rc = tfe_vsock_connect(&k->vs, TFE_VSOCK_HOST_CID, hport, gport, budget(k, STEP_MS), c);
-	if (rc < 0) {
-		pair_diagnose(k, t0);
-		close(lfd);
-		FAILF("guest connect %u -> 2:%u: %s", gport, hport, strerror(-rc));
-	}
-	rc = pump(k, lfd, POLLIN, STEP_MS);
-	fd = rc > 0 ? accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC | SOCK_NONBLOCK)
-		    : -1;
-	close(lfd);
-	if (fd < 0) {
-		pair_diagnose(k, t0);
-		tfe_vsock_reset(&k->vs, *c);
-		*c = NULL;
-		FAILF("host accept on port %u: %s", hport, rc > 0 ? strerror(errno) : "timed out");
-	}
-	*hostfd = fd;
-	/* the daemon connected from this machine: loopback CID 1, its own port */
-	if (peer.svm_cid != VMADDR_CID_LOCAL)
-		FAILF("accept() saw peer %u:%u, expected the daemon on CID 1", peer.svm_cid,
-		      peer.svm_port);
-	return 0;
-}
-
-/* Host connects to a guest listener; connect() must complete. */
-static int pair_from_host(struct check *k, int *hostfd, struct tfe_vsock_conn **c, char *why,
-			  size_t n)
-{
-	uint32_t gport = FWD_PORT;
-	int64_t t0 = tfe_now_ms();
-	int fd, rc, err;
-
-	tfe_vsock_listen(&k->vs, gport);
-	/* the daemon's --forward-listen socket on this machine, through loopback */
-	fd = host_connect(VMADDR_CID_LOCAL, gport, 2 * STEP_MS);
-	if (fd < 0) {
-		tfe_vsock_unlisten(&k->vs, gport);
-		FAILF("host connect to 1:%u: %s", gport, strerror(-fd));
-	}
-	rc = tfe_vsock_accept(&k->vs, gport, budget(k, STEP_MS), c);
-	tfe_vsock_unlisten(&k->vs, gport);
-	if (rc < 0) {
-		pair_diagnose(k, t0);
-		close(fd);
-		FAILF("the guest saw no REQUEST for port %u: %s", gport, strerror(-rc));
-	}
-	rc = pump(k, fd, POLLOUT, STEP_MS);
-	err = rc > 0 ? sock_error(fd) : ETIMEDOUT;
-	*hostfd = fd;
-	if (err) {
-		pair_diagnose(k, t0);
-		FAILF("host connect() to 1:%u: %s", gport, strerror(err));
-	}
-	if ((*c)->peer_cid != TFE_VSOCK_HOST_CID)
-		FAILF("REQUEST came from CID %llu, not 2", (unsigned long long)(*c)->peer_cid);
-	return 0;
-}
-
-static bool conn_closed(void *ctx)
-{
-	const struct tfe_vsock_conn *c = ctx;
-
-	return c->state == TFE_CONN_CLOSED || c->state == TFE_CONN_FREE;
-}
-
-/* Tear a pair down without judging it: host close, guest answers, free. */
-static void pair_close(struct check *k, int hostfd, struct tfe_vsock_conn *c)
-{
-	if (hostfd >= 0)
-		close(hostfd);
-	if (c) {
-		tfe_vsock_wait_until(&k->vs, conn_closed, c, budget(k, 1000));
-		tfe_vsock_close(&k->vs, c, 0);
-	}
-}
+/* the daemon's --uds-path (required beside --forward-cid, never used here) */
+static char uds_path[108];
 
 /* ------------------------------------------------------------------ */
 /* Front ends and daemons                                              */
@@ -406,49 +84,39 @@ static void pair_close(struct check *k, int hostfd, struct tfe_vsock_conn *c)
 /* Observer: packets of the raw SEQPACKET connection. */
 static void seq_on_pkt(void *ctx, const struct tfe_vsock_pkt *p, const uint8_t *payload)
 {
-	struct check *k = ctx;
-
-	if (p->type != TFE_VSOCK_TYPE_SEQPACKET || !k->seq_gport || p->dst_port != k->seq_gport)
+	(void)ctx;
+	if (p->type != TFE_VSOCK_TYPE_SEQPACKET || !seq.gport || p->dst_port != seq.gport)
 		return;
 	switch (p->op) {
 	case TFE_VSOCK_OP_RESPONSE:
-		k->seq_response = true;
-		k->seq_peer_port = p->src_port;
-		k->seq_peer_buf_alloc = p->buf_alloc;
+		seq.response = true;
+		seq.peer_port = p->src_port;
+		seq.peer_buf_alloc = p->buf_alloc;
 		break;
 	case TFE_VSOCK_OP_REQUEST:
-		k->seq_request = true;
-		k->seq_peer_port = p->src_port;
-		k->seq_peer_buf_alloc = p->buf_alloc;
+		seq.request = true;
+		seq.peer_port = p->src_port;
+		seq.peer_buf_alloc = p->buf_alloc;
 		break;
 	case TFE_VSOCK_OP_RST:
-		k->seq_rst = true;
+		seq.rst = true;
 		break;
 	case TFE_VSOCK_OP_RW:
-		if (k->seq_n < 4) {
+		if (seq.n < 4) {
 			uint32_t l = p->len < 4096 ? p->len : 4096;
 
-			memcpy(k->seq_msgs[k->seq_n], payload, l);
-			k->seq_len[k->seq_n] = p->len;
-			k->seq_flags[k->seq_n] = p->flags;
+			memcpy(seq.msgs[seq.n], payload, l);
+			seq.len[seq.n] = p->len;
+			seq.flags[seq.n] = p->flags;
 		}
-		k->seq_n++;
+		seq.n++;
 		break;
 	default:
 		break;
 	}
 }
 
-static void guest_down(struct check *k)
-{
-	if (k->vs_up)
-		tfe_vsock_fini(&k->vs);
-	if (k->vm_up)
-		tfe_vm_close(&k->vm);
-	k->vs_up = k->vm_up = false;
-}
-
-static int setup_once(struct check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+static int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
 {
 	struct tfe_setup_opts o = {
 		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
@@ -469,7 +137,7 @@ static int setup_once(struct check *k, const char *sock, bool crosvm, enum tfe_n
  * a time and may not have noticed the previous one leaving yet, in which
  * case it closes the new connection: retry for a while.
  */
-static int guest_up(struct check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+static int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
 {
 	int64_t end = tfe_now_ms() + budget(k, 5000);
 	struct tfe_vsock_opts vo = { 0 };
@@ -490,16 +158,15 @@ static int guest_up(struct check *k, const char *sock, bool crosvm, enum tfe_nee
 	k->vs_up = rc == 0;
 	k->vs.other_types_raw = true; /* SEQPACKET packets: seq_on_pkt() */
 	k->vs.on_pkt = seq_on_pkt;
-	k->vs.on_pkt_ctx = k;
 	return rc;
 }
 
-static int start_daemon(struct check *k, struct tfe_daemon *d, const char *sock,
+static int start_daemon(struct peer_check *k, struct tfe_daemon *d, const char *sock,
 			const char *log, char *why, size_t n)
 {
 	char cid[24];
 	char *argv[] = { (char *)k->daemon, (char *)"--socket", (char *)sock, (char *)"--guest-cid",
-			 cid, (char *)"--uds-path", k->uds, (char *)"--forward-cid", (char *)"1",
+			 cid, (char *)"--uds-path", uds_path, (char *)"--forward-cid", (char *)"1",
 			 (char *)"--forward-listen", (char *)FWD_LISTEN, (char *)"--log-level",
 			 (char *)"debug", NULL };
 	int rc;
@@ -521,7 +188,7 @@ static int start_daemon(struct check *k, struct tfe_daemon *d, const char *sock,
 /* Cases                                                               */
 /* ------------------------------------------------------------------ */
 
-static int case_daemon_start(struct check *k, char *why, size_t n)
+static int case_daemon_start(struct peer_check *k, char *why, size_t n)
 {
 	int rc;
 
@@ -533,270 +200,10 @@ static int case_daemon_start(struct check *k, char *why, size_t n)
 	return 0;
 }
 
-static int case_guest_connect(struct check *k, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	rc = pair_from_guest(k, &fd, &c, why, n);
-	pair_close(k, fd, c);
-	return rc;
-}
-
-static int case_host_connect(struct check *k, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	rc = pair_from_host(k, &fd, &c, why, n);
-	pair_close(k, fd, c);
-	return rc;
-}
-
-/* ---- bulk data ---- */
-
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * FNV_PRIME;
-	return h;
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-struct stream {
-	uint8_t *data;      /* DATA_MAX bytes of pseudo-random data */
-	size_t target;      /* bytes to move; shrinks to what was sent if slow */
-	size_t sent, received;
-	uint64_t rx_hash;
-	uint64_t rng;
-	int64_t t0;
-};
-
-static void stream_init(struct stream *st, uint8_t *data)
-{
-	uint64_t seed = (uint64_t)tfe_now_ms() | 1;
-
-	st->data = data;
-	st->rng = seed;
-	for (size_t i = 0; i < DATA_MAX; i += 8) {
-		uint64_t v = xorshift(&seed);
-
-		memcpy(data + i, &v, 8);
-	}
-	st->target = DATA_MAX;
-	st->sent = st->received = 0;
-	st->rx_hash = FNV_OFFSET;
-	st->t0 = tfe_now_ms();
-}
-
-/* Random write sizes, 1 byte to 64 KiB. */
-static size_t next_chunk(struct stream *st)
-{
-	size_t want = 1 + (size_t)(xorshift(&st->rng) % 65536), left = st->target - st->sent;
-
-	return want < left ? want : left;
-}
-
-/* Stop producing early when the link is slow, once the minimum is sent. */
-static void stream_adjust(struct stream *st)
-{
-	if (st->sent >= DATA_MIN && tfe_now_ms() - st->t0 > DATA_SOFT_MS)
-		st->target = st->sent;
-}
-
-static int stream_verdict(const struct stream *st, const char *name, char *why, size_t n)
-{
-	double secs = (double)(tfe_now_ms() - st->t0) / 1000.0;
-
-	if (st->received != st->target)
-		FAILF("%zu of %zu bytes arrived in %.1f s", st->received, st->target, secs);
-	if (fnv1a(FNV_OFFSET, st->data, st->target) != st->rx_hash)
-		FAILF("checksum mismatch over %zu bytes", st->target);
-	printf("INFO: %s: %zu bytes in %.2f s (%.2f MB/s), FNV-1a matches\n", name, st->target,
-	       secs, secs > 0 ? (double)st->target / secs / 1e6 : 0.0);
-	return 0;
-}
-
-static int move_guest_to_host(struct check *k, struct stream *st, int fd, struct tfe_vsock_conn *c,
-			      char *why, size_t n)
-{
-	int64_t end = tfe_now_ms() + budget(k, DATA_HARD_MS);
-	uint8_t buf[65536];
-
-	while (st->received < st->target) {
-		if (st->sent < st->target) {
-			ssize_t w = tfe_vsock_send(&k->vs, c, st->data + st->sent, next_chunk(st));
-
-			if (w < 0 && w != -EAGAIN)
-				FAILF("guest send after %zu bytes: %s", st->sent, strerror((int)-w));
-			st->sent += w > 0 ? (size_t)w : 0;
-			stream_adjust(st);
-		}
-		if (pump(k, fd, POLLIN, 1) < 0)
-			FAILF("guest driver failed");
-		for (ssize_t r; (r = read(fd, buf, sizeof(buf))) != 0;) {
-			if (r < 0 && errno == EAGAIN)
-				break;
-			if (r < 0)
-				FAILF("host read after %zu bytes: %s", st->received, strerror(errno));
-			st->rx_hash = fnv1a(st->rx_hash, buf, (size_t)r);
-			st->received += (size_t)r;
-		}
-		if (tfe_remaining_ms(end) == 0)
-			break;
-	}
-	return 0;
-}
-
-static int move_host_to_guest(struct check *k, struct stream *st, int fd, struct tfe_vsock_conn *c,
-			      char *why, size_t n)
-{
-	int64_t end = tfe_now_ms() + budget(k, DATA_HARD_MS);
-	uint8_t buf[65536];
-
-	while (st->received < st->target) {
-		if (st->sent < st->target) {
-			ssize_t w = write(fd, st->data + st->sent, next_chunk(st));
-
-			if (w < 0 && errno != EAGAIN)
-				FAILF("host write after %zu bytes: %s", st->sent, strerror(errno));
-			st->sent += w > 0 ? (size_t)w : 0;
-			stream_adjust(st);
-		}
-		if (pump(k, fd, POLLOUT, 1) < 0)
-			FAILF("guest driver failed");
-		for (ssize_t r; (r = tfe_vsock_recv(&k->vs, c, buf, sizeof(buf))) != -EAGAIN;) {
-			if (r <= 0)
-				FAILF("guest recv after %zu bytes: %s", st->received,
-				      r == 0 ? "end of stream" : strerror((int)-r));
-			st->rx_hash = fnv1a(st->rx_hash, buf, (size_t)r);
-			st->received += (size_t)r;
-		}
-		if (tfe_remaining_ms(end) == 0)
-			break;
-	}
-	return 0;
-}
-
-static int data_case(struct check *k, bool to_host, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	struct stream st;
-	uint8_t *data;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	data = malloc(DATA_MAX);
-	if (!data)
-		FAILF("out of memory");
-	stream_init(&st, data);
-	rc = to_host ? pair_from_guest(k, &fd, &c, why, n) : pair_from_host(k, &fd, &c, why, n);
-	if (rc == 0)
-		rc = to_host ? move_guest_to_host(k, &st, fd, c, why, n)
-			     : move_host_to_guest(k, &st, fd, c, why, n);
-	if (rc == 0)
-		rc = stream_verdict(&st, to_host ? "guest-to-host" : "host-to-guest", why, n);
-	pair_close(k, fd, c);
-	free(data);
-	return rc;
-}
-
-static int case_data_g2h(struct check *k, char *why, size_t n)
-{
-	return data_case(k, true, why, n);
-}
-
-static int case_data_h2g(struct check *k, char *why, size_t n)
-{
-	return data_case(k, false, why, n);
-}
-
 /* ---- shutdown and reset ---- */
 
-/* Wait for the host socket to read end-of-stream (0) without data first. */
-static int host_expect_eof(struct check *k, int fd, char *why, size_t n)
-{
-	int64_t end = tfe_now_ms() + budget(k, STEP_MS);
-	char b[16];
-
-	for (;;) {
-		ssize_t r = read(fd, b, sizeof(b));
-
-		if (r == 0)
-			return 0;
-		if (r > 0)
-			FAILF("host read data where end of stream was expected");
-		if (errno != EAGAIN)
-			FAILF("host read: %s", strerror(errno));
-		if (tfe_remaining_ms(end) == 0)
-			FAILF("host read did not return 0 after the guest's SHUTDOWN(send)");
-		pump(k, fd, POLLIN, 50);
-	}
-}
-
-static int half_close(struct check *k, int fd, struct tfe_vsock_conn *c, char *why, size_t n)
-{
-	char b[8] = { 0 };
-	ssize_t r;
-	int rc = tfe_vsock_shutdown(&k->vs, c, TFE_VSOCK_SHUTDOWN_SEND);
-
-	if (rc < 0)
-		FAILF("guest SHUTDOWN(send): %s", strerror(-rc));
-	if (host_expect_eof(k, fd, why, n) < 0)
-		return -1;
-	/* half-close: the other direction still works */
-	if (write(fd, "pong", 4) != 4)
-		FAILF("host write after the guest's half-close: %s", strerror(errno));
-	r = tfe_vsock_recv_wait(&k->vs, c, b, sizeof(b), budget(k, STEP_MS));
-	if (r != 4 || memcmp(b, "pong", 4) != 0)
-		FAILF("guest did not receive the host's data after its half-close (%zd)", r);
-	return 0;
-}
-
-static int case_shutdown(struct check *k, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	rc = pair_from_guest(k, &fd, &c, why, n);
-	if (rc == 0)
-		rc = half_close(k, fd, c, why, n);
-	if (rc == 0) {
-		/* full close: the guest's other half, then the host's close */
-		rc = tfe_vsock_shutdown(&k->vs, c, TFE_VSOCK_SHUTDOWN_RCV);
-		close(fd);
-		fd = -1;
-		if (rc == 0)
-			rc = tfe_vsock_wait_until(&k->vs, conn_closed, c, budget(k, STEP_MS));
-		if (rc < 0)
-			snprintf(why, n, "full close did not finish (no RST/SHUTDOWN from the host): %s",
-				 strerror(-rc));
-	}
-	pair_close(k, fd, c);
-	return rc < 0 ? -1 : 0;
-}
-
-
-
 /* The host half-closes: the guest sees SHUTDOWN(send) and can still send. */
-static int case_host_half_close(struct check *k, char *why, size_t n)
+static int case_host_half_close(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vsock_conn *c = NULL;
 	char b[8];
@@ -841,7 +248,7 @@ static int case_host_half_close(struct check *k, char *why, size_t n)
 }
 
 /* No AF_VSOCK listener at (1, P): the guest's REQUEST gets an RST at once. */
-static int case_refused(struct check *k, char *why, size_t n)
+static int case_refused(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vsock_conn *c = NULL;
 	uint32_t hport = fresh_port(k), gport = fresh_port(k);
@@ -867,28 +274,28 @@ static int case_refused(struct check *k, char *why, size_t n)
 }
 
 /* A raw SEQPACKET packet from the guest's connection. */
-static int seq_send(struct check *k, uint16_t op, uint32_t flags, const void *data, size_t len)
+static int seq_send(struct peer_check *k, uint16_t op, uint32_t flags, const void *data, size_t len)
 {
 	struct tfe_vsock_pkt p = {
-		.src_cid = k->cid, .dst_cid = TFE_VSOCK_HOST_CID, .src_port = k->seq_gport,
-		.dst_port = k->seq_peer_port, .type = TFE_VSOCK_TYPE_SEQPACKET, .op = op,
+		.src_cid = k->cid, .dst_cid = TFE_VSOCK_HOST_CID, .src_port = seq.gport,
+		.dst_port = seq.peer_port, .type = TFE_VSOCK_TYPE_SEQPACKET, .op = op,
 		.flags = flags, .buf_alloc = SEQ_BUF_ALLOC, .fwd_cnt = 0,
 	};
 
 	return tfe_vsock_send_pkt(&k->vs, &p, data, len);
 }
 
-static bool seq_wait(struct check *k, const bool *flag, int ms)
+static bool seq_wait(struct peer_check *k, const bool *flag, int ms)
 {
 	int64_t end = tfe_now_ms() + budget(k, ms);
 
-	while (!*flag && !k->seq_rst && tfe_remaining_ms(end) > 0)
+	while (!*flag && !seq.rst && tfe_remaining_ms(end) > 0)
 		pump(k, -1, 0, 10);
 	return *flag;
 }
 
 /* Host reads one message: @want bytes, MSG_EOR when @eor. */
-static int seq_host_expect(struct check *k, int fd, const char *want, size_t len, bool eor,
+static int seq_host_expect(struct peer_check *k, int fd, const char *want, size_t len, bool eor,
 			   char *why, size_t n)
 {
 	char buf[8192];
@@ -908,7 +315,7 @@ static int seq_host_expect(struct check *k, int fd, const char *want, size_t len
 }
 
 /* Guest -> host: boundaries and EOR kept; host -> guest: EOM/EOR from MSG_EOR. */
-static int seq_exchange(struct check *k, int fd, char *why, size_t n)
+static int seq_exchange(struct peer_check *k, int fd, char *why, size_t n)
 {
 	static char big[3000];
 	int64_t end;
@@ -924,35 +331,35 @@ static int seq_exchange(struct check *k, int fd, char *why, size_t n)
 	if (send(fd, "abc", 3, MSG_EOR) != 3 || send(fd, "defgh", 5, 0) != 5)
 		FAILF("host send: %s", strerror(errno));
 	end = tfe_now_ms() + budget(k, STEP_MS);
-	while (k->seq_n < 2 && !k->seq_rst && tfe_remaining_ms(end) > 0)
+	while (seq.n < 2 && !seq.rst && tfe_remaining_ms(end) > 0)
 		pump(k, -1, 0, 10);
-	if (k->seq_n != 2)
-		FAILF("the guest got %u RW packets, expected 2 messages%s", k->seq_n,
-		      k->seq_rst ? " (RST)" : "");
-	if (k->seq_len[0] != 3 || memcmp(k->seq_msgs[0], "abc", 3) != 0 ||
-	    k->seq_flags[0] != (SEQ_EOM | SEQ_EOR))
-		FAILF("first message: %u bytes, flags 0x%x (expected 3, EOM|EOR)", k->seq_len[0],
-		      k->seq_flags[0]);
-	if (k->seq_len[1] != 5 || memcmp(k->seq_msgs[1], "defgh", 5) != 0 ||
-	    k->seq_flags[1] != SEQ_EOM)
-		FAILF("second message: %u bytes, flags 0x%x (expected 5, EOM)", k->seq_len[1],
-		      k->seq_flags[1]);
+	if (seq.n != 2)
+		FAILF("the guest got %u RW packets, expected 2 messages%s", seq.n,
+		      seq.rst ? " (RST)" : "");
+	if (seq.len[0] != 3 || memcmp(seq.msgs[0], "abc", 3) != 0 ||
+	    seq.flags[0] != (SEQ_EOM | SEQ_EOR))
+		FAILF("first message: %u bytes, flags 0x%x (expected 3, EOM|EOR)", seq.len[0],
+		      seq.flags[0]);
+	if (seq.len[1] != 5 || memcmp(seq.msgs[1], "defgh", 5) != 0 ||
+	    seq.flags[1] != SEQ_EOM)
+		FAILF("second message: %u bytes, flags 0x%x (expected 5, EOM)", seq.len[1],
+		      seq.flags[1]);
 	return 0;
 }
 
-static void seq_reset(struct check *k)
+static void seq_reset(struct peer_check *k)
 {
-	if (k->seq_gport && k->seq_peer_port && !k->seq_rst)
+	if (seq.gport && seq.peer_port && !seq.rst)
 		seq_send(k, TFE_VSOCK_OP_RST, 0, NULL, 0);
 	pump(k, -1, 0, 50);
-	k->seq_gport = 0;
-	k->seq_response = k->seq_request = k->seq_rst = false;
-	k->seq_peer_port = 0;
-	k->seq_n = 0;
+	seq.gport = 0;
+	seq.response = seq.request = seq.rst = false;
+	seq.peer_port = 0;
+	seq.n = 0;
 }
 
 /* SEQPACKET guest -> (2, P) -> AF_VSOCK SOCK_SEQPACKET listener at (ANY, P). */
-static int case_seq_from_guest(struct check *k, char *why, size_t n)
+static int case_seq_from_guest(struct peer_check *k, char *why, size_t n)
 {
 	uint32_t hport = fresh_port(k);
 	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
@@ -966,12 +373,12 @@ static int case_seq_from_guest(struct check *k, char *why, size_t n)
 		snprintf(why, n, "host SOCK_SEQPACKET listen on %u: %s", hport, strerror(errno));
 		goto out;
 	}
-	k->seq_gport = fresh_port(k);
-	k->seq_peer_port = hport;
+	seq.gport = fresh_port(k);
+	seq.peer_port = hport;
 	if (seq_send(k, TFE_VSOCK_OP_REQUEST, 0, NULL, 0) < 0 ||
-	    !seq_wait(k, &k->seq_response, STEP_MS)) {
+	    !seq_wait(k, &seq.response, STEP_MS)) {
 		snprintf(why, n, "no RESPONSE to the guest's SEQPACKET REQUEST%s",
-			 k->seq_rst ? " (RST)" : "");
+			 seq.rst ? " (RST)" : "");
 		goto out;
 	}
 	if (pump(k, lfd, POLLIN, STEP_MS) > 0)
@@ -991,7 +398,7 @@ out:
 }
 
 /* AF_VSOCK SOCK_SEQPACKET connect to (1, 7001) -> the guest's port 7001. */
-static int case_seq_from_host(struct check *k, char *why, size_t n)
+static int case_seq_from_host(struct peer_check *k, char *why, size_t n)
 {
 	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_LOCAL,
 				  .svm_port = FWD_SEQ_PORT };
@@ -999,14 +406,14 @@ static int case_seq_from_host(struct check *k, char *why, size_t n)
 
 	if (!k->vs_up)
 		FAILF("no guest");
-	k->seq_gport = FWD_SEQ_PORT;
+	seq.gport = FWD_SEQ_PORT;
 	if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
 		       errno != EINPROGRESS)) {
 		snprintf(why, n, "host SOCK_SEQPACKET connect to 1:%u: %s", FWD_SEQ_PORT,
 			 strerror(errno));
 		goto out;
 	}
-	if (!seq_wait(k, &k->seq_request, STEP_MS)) {
+	if (!seq_wait(k, &seq.request, STEP_MS)) {
 		snprintf(why, n, "the guest saw no SEQPACKET REQUEST for port %u", FWD_SEQ_PORT);
 		goto out;
 	}
@@ -1026,24 +433,7 @@ out:
 	return rc;
 }
 
-static int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n)
-{
-	int rc;
-
-	if (d->pid == 0 && d->status == -1)
-		return 0;    /* never started */
-	rc = tfe_daemon_stop(d, 3000);
-	if (rc == -ETIMEDOUT)
-		FAILF("%s did not exit within 3 s of SIGTERM (killed)", name);
-	if (rc == -EPROTO)
-		FAILF("%s exited with %s %d", name, WIFEXITED(d->status) ? "status" : "signal",
-		      WIFEXITED(d->status) ? WEXITSTATUS(d->status) : WTERMSIG(d->status));
-	if (rc == -EEXIST)
-		FAILF("%s left its socket file %s behind", name, d->sock_path);
-	return 0;
-}
-
-static int case_daemon_exit(struct check *k, char *why, size_t n)
+static int case_daemon_exit(struct peer_check *k, char *why, size_t n)
 {
 	int rc;
 
@@ -1052,11 +442,6 @@ static int case_daemon_exit(struct check *k, char *why, size_t n)
 	alarm_pids[0] = 0;
 	return rc;
 }
-
-/* ------------------------------------------------------------------ */
-/* main                                                                */
-/* ------------------------------------------------------------------ */
-
 
 /* ------------------------------------------------------------------ */
 /* main                                                                */
@@ -1089,7 +474,7 @@ static void usage(FILE *out)
 		     "  (sockets and log in DIR, default /tmp).\n");
 }
 
-static int parse_args(struct check *k, int argc, char **argv)
+static int parse_args(struct peer_check *k, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "daemon", required_argument, NULL, 'd' },
@@ -1110,12 +495,12 @@ static int parse_args(struct check *k, int argc, char **argv)
 	return (k->daemon && optind == argc) ? 0 : -1;
 }
 
-static int init_paths(struct check *k)
+static int init_paths(struct peer_check *k)
 {
 	uint32_t r = 0;
 
 	if (snprintf(k->sock1, sizeof(k->sock1), "%s/vu.sock", k->workdir) >= (int)sizeof(k->sock1) ||
-	    snprintf(k->uds, sizeof(k->uds), "%s/hy.sock", k->workdir) >= (int)sizeof(k->uds))
+	    snprintf(uds_path, sizeof(uds_path), "%s/hy.sock", k->workdir) >= (int)sizeof(uds_path))
 		return -1;
 	snprintf(k->log1, sizeof(k->log1), "%s/daemon.log", k->workdir);
 	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
@@ -1127,7 +512,10 @@ static int init_paths(struct check *k)
 
 int main(int argc, char **argv)
 {
-	static struct check k = { .workdir = "/tmp", .cid = 3 };
+	static struct peer_check k = {
+		.workdir = "/tmp", .cid = 3, .via_loopback = true, .guest_port = FWD_PORT,
+		.data_min = DATA_MIN, .data_soft_ms = DATA_SOFT_MS, .data_hard_ms = DATA_HARD_MS,
+	};
 	static const struct { const char *name; case_fn fn; } cases[] = {
 		{ "daemon-start", case_daemon_start },
 		{ "guest-connect", case_guest_connect },
@@ -1157,7 +545,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, on_alarm);
+	peer_check_on_alarm("forward");
 	alarm(ALARM_SEC);
 	k.deadline = tfe_now_ms() + TOTAL_BUDGET_MS;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -43,358 +43,21 @@
 
 #include <linux/vm_sockets.h>
 
+#include "peer_check.h"
 #include "tfe.h"
 
 #define TOTAL_BUDGET_MS 52000
 #define ALARM_SEC 58
-#define STEP_MS 3000
-#define DATA_MAX (4u << 20)
 #define DATA_MIN (1u << 20)
 #define DATA_SOFT_MS 6000
 #define DATA_HARD_MS 12000
 #define MEM_SIZE (16ull << 20)
 
-struct check {
-	const char *daemon;
-	const char *workdir;
-	uint64_t cid;
-	int64_t deadline;
-	unsigned int passed, failed;
-	uint32_t next_port;
-	struct tfe_daemon d1, d2;
-	char sock1[108], sock2[108], log1[PATH_MAX], log2[PATH_MAX];
-	struct tfe_vm vm;
-	bool vm_up;
-	struct tfe_vsock vs;
-	bool vs_up;
-};
-
-typedef int (*case_fn)(struct check *k, char *why, size_t n);
-
-#define FAILF(...) do { snprintf(why, n, __VA_ARGS__); return -1; } while (0)
-
-/* For the alarm handler: whatever it needs, without locks. */
-static volatile pid_t alarm_pids[2];
-static volatile unsigned int alarm_passed, alarm_failed;
-
-/* ------------------------------------------------------------------ */
-/* Reporting and time                                                  */
-/* ------------------------------------------------------------------ */
-
-static void put_uint(char *buf, size_t *len, unsigned int v)
-{
-	char tmp[12];
-	int i = 0;
-
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (i > 0)
-		buf[(*len)++] = tmp[--i];
-}
-
-/* Async-signal-safe last words: kill the daemons, report, exit. */
-static void on_alarm(int sig)
-{
-	static const char fail[] = "FAIL: global-timeout: the run exceeded its time limit\n";
-	char line[80] = "kernel-engine: ";
-	size_t len = strlen(line);
-
-	(void)sig;
-	for (int i = 0; i < 2; i++)
-		if (alarm_pids[i] > 0)
-			kill(alarm_pids[i], SIGKILL);
-	if (write(STDOUT_FILENO, fail, sizeof(fail) - 1) < 0)
-		_exit(1);
-	put_uint(line, &len, alarm_passed);
-	memcpy(line + len, " passed, ", 9);
-	len += 9;
-	put_uint(line, &len, alarm_failed + 1);
-	memcpy(line + len, " failed\n", 8);
-	len += 8;
-	if (write(STDOUT_FILENO, line, len) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static int budget(const struct check *k, int want)
-{
-	int left = tfe_remaining_ms(k->deadline);
-
-	return left < want ? left : want;
-}
-
-static void run_case(struct check *k, const char *name, case_fn fn)
-{
-	char why[256] = "";
-
-	if (tfe_remaining_ms(k->deadline) == 0) {
-		snprintf(why, sizeof(why), "not run: the time budget is spent");
-	} else if (fn(k, why, sizeof(why)) == 0) {
-		printf("PASS: %s\n", name);
-		k->passed++;
-		alarm_passed = k->passed;
-		fflush(stdout);
-		return;
-	}
-	printf("FAIL: %s: %s\n", name, why[0] ? why : "unknown reason");
-	k->failed++;
-	alarm_failed = k->failed;
-	fflush(stdout);
-}
-
-static uint32_t fresh_port(struct check *k)
-{
-	return k->next_port++;
-}
-
-/* ------------------------------------------------------------------ */
-/* Host side: AF_VSOCK sockets                                          */
-/* ------------------------------------------------------------------ */
-
-static int vsock_socket(void)
-{
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	return fd < 0 ? -errno : fd;
-}
-
-static int host_listen(uint32_t port)
-{
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-				  .svm_port = port };
-	int fd = vsock_socket();
-
-	if (fd < 0)
-		return fd;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-		int rc = -errno;
-
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/*
- * Non-blocking connect to (@cid, @port). @timeout_ms > 0 replaces the
- * kernel's 2 s connect timeout, for connects that must succeed: a loaded
- * TCG host can be slow, and the caller's own wait is the real bound.
- */
-static int host_connect(uint64_t cid, uint32_t port, int timeout_ms)
-{
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = (unsigned int)cid,
-				  .svm_port = port };
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000 };
-	int fd = vsock_socket();
-
-	if (fd < 0)
-		return fd;
-	if ((timeout_ms > 0 && setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv,
-					  sizeof(tv)) < 0) ||
-	    (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)) {
-		int rc = -errno;
-
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/*
- * Run the guest while waiting for @events on host socket @fd (or just run
- * it when @fd < 0). Return: the revents seen, 0 on timeout, negative errno.
- */
-static int pump(struct check *k, int fd, short events, int timeout_ms)
-{
-	int64_t end = tfe_now_ms() + budget(k, timeout_ms);
-
-	for (;;) {
-		struct pollfd p[3];
-		int gfds[2], left = tfe_remaining_ms(end), slice = left < 10 ? left : 10, rc;
-		unsigned int ng = tfe_vsock_pollfds(&k->vs, gfds), np = 0;
-		bool pending;
-
-		if (fd >= 0)
-			p[np++] = (struct pollfd){ .fd = fd, .events = events };
-		for (unsigned int i = 0; i < ng; i++)
-			p[np++] = (struct pollfd){ .fd = gfds[i], .events = POLLIN };
-		/* work already pending: look at the socket without sleeping (arm both rings) */
-		pending = tfe_vring_arm(k->vs.rx);
-		if (tfe_vring_arm(k->vs.tx) || pending)
-			slice = 0;
-		rc = poll(p, np, slice);
-		if (rc < 0 && errno != EINTR)
-			return -errno;
-		for (unsigned int i = fd >= 0 ? 1 : 0; i < np; i++) {
-			uint64_t v;
-
-			if ((p[i].revents & POLLIN) && read(p[i].fd, &v, sizeof(v)) < 0)
-				continue;
-		}
-		rc = tfe_vsock_poll(&k->vs);
-		if (rc < 0)
-			return rc;
-		if (fd >= 0 && (p[0].revents & (events | POLLERR | POLLHUP)))
-			return p[0].revents;
-		if (left == 0)
-			return 0;
-	}
-}
-
-static int sock_error(int fd)
-{
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return errno;
-	return err;
-}
-
-/*
- * Diagnostics for a pair that timed out: where both rings stand (times on
- * CLOCK_MONOTONIC, the daemon log's clock), then the same after one
- * unconditional tx kick. tx avail ahead of used with avail_event behind
- * means the device never looked at tx: a lost kick if the kick moves it,
- * a wedged device if not. Runs once the case has failed, so it changes no
- * verdict, though later cases may then run on an unstuck ring.
- */
-static void dump_ring(const char *name, const struct tfe_vring *vr)
-{
-	uint16_t avail = le16toh(__atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE));
-	uint16_t used = le16toh(__atomic_load_n(&vr->used->idx, __ATOMIC_ACQUIRE));
-
-	printf("INFO:   %s: avail %u used %u (read %u) kicked at %u avail_event %u flags 0x%x\n",
-	       name, avail, used, vr->last_used, vr->kicked_idx,
-	       vr->event_idx ? le16toh(*tfe_vring_avail_event(vr)) : 0, le16toh(vr->used->flags));
-}
-
-static void pair_diagnose(struct check *k, int64_t t_start)
-{
-	int64_t now = tfe_now_ms();
-
-	if (!k->vs_up)
-		return;
-	printf("INFO: rings at %lld.%03lld (pair started at %lld.%03lld):\n", (long long)now / 1000,
-	       (long long)now % 1000, (long long)t_start / 1000, (long long)t_start % 1000);
-	dump_ring("rx", k->vs.rx);
-	dump_ring("tx", k->vs.tx);
-	if (tfe_vring_notify(k->vs.tx) == 0 && pump(k, -1, 0, 500) >= 0) {
-		printf("INFO: rings after one unconditional tx kick:\n");
-		dump_ring("rx", k->vs.rx);
-		dump_ring("tx", k->vs.tx);
-	}
-	fflush(stdout);
-}
-
-/* ------------------------------------------------------------------ */
-/* Connection pairs (host socket <-> guest connection)                 */
-/* ------------------------------------------------------------------ */
-
-/* Guest connects to a host listener; accept() must name the guest. */
-static int pair_from_guest(struct check *k, int *hostfd, struct tfe_vsock_conn **c, char *why,
-			   size_t n)
-{
-	uint32_t hport = fresh_port(k), gport = fresh_port(k);
-	struct sockaddr_vm peer;
-	socklen_t plen = sizeof(peer);
-	int64_t t0 = tfe_now_ms();
-	int lfd = host_listen(hport), rc, fd;
-
-	if (lfd < 0)
-		FAILF("host listen on port %u: %s", hport, strerror(-lfd));
-	rc = tfe_vsock_connect(&k->vs, TFE_VSOCK_HOST_CID, hport, gport, budget(k, STEP_MS), c);
-	if (rc < 0) {
-		pair_diagnose(k, t0);
-		close(lfd);
-		FAILF("guest connect %u -> 2:%u: %s", gport, hport, strerror(-rc));
-	}
-	rc = pump(k, lfd, POLLIN, STEP_MS);
-	fd = rc > 0 ? accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC | SOCK_NONBLOCK)
-		    : -1;
-	close(lfd);
-	if (fd < 0) {
-		pair_diagnose(k, t0);
-		tfe_vsock_reset(&k->vs, *c);
-		*c = NULL;
-		FAILF("host accept on port %u: %s", hport, rc > 0 ? strerror(errno) : "timed out");
-	}
-	*hostfd = fd;
-	if (peer.svm_cid != k->cid || peer.svm_port != gport)
-		FAILF("accept() saw peer %u:%u, expected %llu:%u", peer.svm_cid, peer.svm_port,
-		      (unsigned long long)k->cid, gport);
-	return 0;
-}
-
-/* Host connects to a guest listener; connect() must complete. */
-static int pair_from_host(struct check *k, int *hostfd, struct tfe_vsock_conn **c, char *why,
-			  size_t n)
-{
-	uint32_t gport = fresh_port(k);
-	int64_t t0 = tfe_now_ms();
-	int fd, rc, err;
-
-	tfe_vsock_listen(&k->vs, gport);
-	fd = host_connect(k->cid, gport, 2 * STEP_MS);
-	if (fd < 0) {
-		tfe_vsock_unlisten(&k->vs, gport);
-		FAILF("host connect to %llu:%u: %s", (unsigned long long)k->cid, gport,
-		      strerror(-fd));
-	}
-	rc = tfe_vsock_accept(&k->vs, gport, budget(k, STEP_MS), c);
-	tfe_vsock_unlisten(&k->vs, gport);
-	if (rc < 0) {
-		pair_diagnose(k, t0);
-		close(fd);
-		FAILF("the guest saw no REQUEST for port %u: %s", gport, strerror(-rc));
-	}
-	rc = pump(k, fd, POLLOUT, STEP_MS);
-	err = rc > 0 ? sock_error(fd) : ETIMEDOUT;
-	*hostfd = fd;
-	if (err) {
-		pair_diagnose(k, t0);
-		FAILF("host connect() to %llu:%u: %s", (unsigned long long)k->cid, gport,
-		      strerror(err));
-	}
-	if ((*c)->peer_cid != TFE_VSOCK_HOST_CID)
-		FAILF("REQUEST came from CID %llu, not 2", (unsigned long long)(*c)->peer_cid);
-	return 0;
-}
-
-static bool conn_closed(void *ctx)
-{
-	const struct tfe_vsock_conn *c = ctx;
-
-	return c->state == TFE_CONN_CLOSED || c->state == TFE_CONN_FREE;
-}
-
-/* Tear a pair down without judging it: host close, guest answers, free. */
-static void pair_close(struct check *k, int hostfd, struct tfe_vsock_conn *c)
-{
-	if (hostfd >= 0)
-		close(hostfd);
-	if (c) {
-		tfe_vsock_wait_until(&k->vs, conn_closed, c, budget(k, 1000));
-		tfe_vsock_close(&k->vs, c, 0);
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* Front ends and daemons                                              */
 /* ------------------------------------------------------------------ */
 
-static void guest_down(struct check *k)
-{
-	if (k->vs_up)
-		tfe_vsock_fini(&k->vs);
-	if (k->vm_up)
-		tfe_vm_close(&k->vm);
-	k->vs_up = k->vm_up = false;
-}
-
-static int setup_once(struct check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+static int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
 {
 	struct tfe_setup_opts o = {
 		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
@@ -417,7 +80,7 @@ static int setup_once(struct check *k, const char *sock, bool crosvm, enum tfe_n
  * a time and may not have noticed the previous one leaving yet, in which
  * case it closes the new connection: retry for a while.
  */
-static int guest_up(struct check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+static int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
 {
 	int64_t end = tfe_now_ms() + budget(k, 5000);
 	struct tfe_vsock_opts vo = { 0 };
@@ -439,7 +102,7 @@ static int guest_up(struct check *k, const char *sock, bool crosvm, enum tfe_nee
 	return rc;
 }
 
-static int start_daemon(struct check *k, struct tfe_daemon *d, const char *sock,
+static int start_daemon(struct peer_check *k, struct tfe_daemon *d, const char *sock,
 			const char *log, char *why, size_t n)
 {
 	char cid[24];
@@ -464,7 +127,7 @@ static int start_daemon(struct check *k, struct tfe_daemon *d, const char *sock,
 /* Cases                                                               */
 /* ------------------------------------------------------------------ */
 
-static int case_daemon_start(struct check *k, char *why, size_t n)
+static int case_daemon_start(struct peer_check *k, char *why, size_t n)
 {
 	int rc;
 
@@ -476,7 +139,7 @@ static int case_daemon_start(struct check *k, char *why, size_t n)
 	return 0;
 }
 
-static int case_vhost_features(struct check *k, char *why, size_t n)
+static int case_vhost_features(struct peer_check *k, char *why, size_t n)
 {
 	uint64_t f = k->vm.features_offered;
 
@@ -494,189 +157,6 @@ static int case_vhost_features(struct check *k, char *why, size_t n)
 	return 0;
 }
 
-static int case_guest_connect(struct check *k, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	rc = pair_from_guest(k, &fd, &c, why, n);
-	pair_close(k, fd, c);
-	return rc;
-}
-
-static int case_host_connect(struct check *k, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	rc = pair_from_host(k, &fd, &c, why, n);
-	pair_close(k, fd, c);
-	return rc;
-}
-
-/* ---- bulk data ---- */
-
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * FNV_PRIME;
-	return h;
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-struct stream {
-	uint8_t *data;      /* DATA_MAX bytes of pseudo-random data */
-	size_t target;      /* bytes to move; shrinks to what was sent if slow */
-	size_t sent, received;
-	uint64_t rx_hash;
-	uint64_t rng;
-	int64_t t0;
-};
-
-static void stream_init(struct stream *st, uint8_t *data)
-{
-	uint64_t seed = (uint64_t)tfe_now_ms() | 1;
-
-	st->data = data;
-	st->rng = seed;
-	for (size_t i = 0; i < DATA_MAX; i += 8) {
-		uint64_t v = xorshift(&seed);
-
-		memcpy(data + i, &v, 8);
-	}
-	st->target = DATA_MAX;
-	st->sent = st->received = 0;
-	st->rx_hash = FNV_OFFSET;
-	st->t0 = tfe_now_ms();
-}
-
-/* Random write sizes, 1 byte to 64 KiB. */
-static size_t next_chunk(struct stream *st)
-{
-	size_t want = 1 + (size_t)(xorshift(&st->rng) % 65536), left = st->target - st->sent;
-
-	return want < left ? want : left;
-}
-
-/* Stop producing early when the link is slow, once the minimum is sent. */
-static void stream_adjust(struct stream *st)
-{
-	if (st->sent >= DATA_MIN && tfe_now_ms() - st->t0 > DATA_SOFT_MS)
-		st->target = st->sent;
-}
-
-static int stream_verdict(const struct stream *st, const char *name, char *why, size_t n)
-{
-	double secs = (double)(tfe_now_ms() - st->t0) / 1000.0;
-
-	if (st->received != st->target)
-		FAILF("%zu of %zu bytes arrived in %.1f s", st->received, st->target, secs);
-	if (fnv1a(FNV_OFFSET, st->data, st->target) != st->rx_hash)
-		FAILF("checksum mismatch over %zu bytes", st->target);
-	printf("INFO: %s: %zu bytes in %.2f s (%.2f MB/s), FNV-1a matches\n", name, st->target,
-	       secs, secs > 0 ? (double)st->target / secs / 1e6 : 0.0);
-	return 0;
-}
-
-static int move_guest_to_host(struct check *k, struct stream *st, int fd, struct tfe_vsock_conn *c,
-			      char *why, size_t n)
-{
-	int64_t end = tfe_now_ms() + budget(k, DATA_HARD_MS);
-	uint8_t buf[65536];
-
-	while (st->received < st->target) {
-		if (st->sent < st->target) {
-			ssize_t w = tfe_vsock_send(&k->vs, c, st->data + st->sent, next_chunk(st));
-
-			if (w < 0 && w != -EAGAIN)
-				FAILF("guest send after %zu bytes: %s", st->sent, strerror((int)-w));
-			st->sent += w > 0 ? (size_t)w : 0;
-			stream_adjust(st);
-		}
-		if (pump(k, fd, POLLIN, 1) < 0)
-			FAILF("guest driver failed");
-		for (ssize_t r; (r = read(fd, buf, sizeof(buf))) != 0;) {
-			if (r < 0 && errno == EAGAIN)
-				break;
-			if (r < 0)
-				FAILF("host read after %zu bytes: %s", st->received, strerror(errno));
-			st->rx_hash = fnv1a(st->rx_hash, buf, (size_t)r);
-			st->received += (size_t)r;
-		}
-		if (tfe_remaining_ms(end) == 0)
-			break;
-	}
-	return 0;
-}
-
-static int move_host_to_guest(struct check *k, struct stream *st, int fd, struct tfe_vsock_conn *c,
-			      char *why, size_t n)
-{
-	int64_t end = tfe_now_ms() + budget(k, DATA_HARD_MS);
-	uint8_t buf[65536];
-
-	while (st->received < st->target) {
-		if (st->sent < st->target) {
-			ssize_t w = write(fd, st->data + st->sent, next_chunk(st));
-
-			if (w < 0 && errno != EAGAIN)
-				FAILF("host write after %zu bytes: %s", st->sent, strerror(errno));
-			st->sent += w > 0 ? (size_t)w : 0;
-			stream_adjust(st);
-		}
-		if (pump(k, fd, POLLOUT, 1) < 0)
-			FAILF("guest driver failed");
-		for (ssize_t r; (r = tfe_vsock_recv(&k->vs, c, buf, sizeof(buf))) != -EAGAIN;) {
-			if (r <= 0)
-				FAILF("guest recv after %zu bytes: %s", st->received,
-				      r == 0 ? "end of stream" : strerror((int)-r));
-			st->rx_hash = fnv1a(st->rx_hash, buf, (size_t)r);
-			st->received += (size_t)r;
-		}
-		if (tfe_remaining_ms(end) == 0)
-			break;
-	}
-	return 0;
-}
-
-static int data_case(struct check *k, bool to_host, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	struct stream st;
-	uint8_t *data;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	data = malloc(DATA_MAX);
-	if (!data)
-		FAILF("out of memory");
-	stream_init(&st, data);
-	rc = to_host ? pair_from_guest(k, &fd, &c, why, n) : pair_from_host(k, &fd, &c, why, n);
-	if (rc == 0)
-		rc = to_host ? move_guest_to_host(k, &st, fd, c, why, n)
-			     : move_host_to_guest(k, &st, fd, c, why, n);
-	if (rc == 0)
-		rc = stream_verdict(&st, to_host ? "guest-to-host" : "host-to-guest", why, n);
-	pair_close(k, fd, c);
-	free(data);
-	return rc;
-}
-
 /* ---- memory hot-plug ---- */
 
 #define DIMM_GPA (1ull << 32)
@@ -684,7 +164,7 @@ static int data_case(struct check *k, bool to_host, char *why, size_t n)
 #define DIMM_PKT 4096u
 
 /* ADD_MEM_REG or REM_MEM_REG of the DIMM (@fd < 0: none attached), acked. */
-static int dimm_request(struct check *k, uint32_t req, uint8_t *ram, int fd)
+static int dimm_request(struct peer_check *k, uint32_t req, uint8_t *ram, int fd)
 {
 	struct vu_single_region r = { .region = {
 		.guest_phys_addr = DIMM_GPA, .memory_size = DIMM_SIZE,
@@ -700,7 +180,7 @@ static int dimm_request(struct check *k, uint32_t req, uint8_t *ram, int fd)
  * the first region, the payload descriptor at DIMM_GPA. vhost_vsock reads
  * it through the memory table the daemon gave it, or not at all.
  */
-static int send_from_dimm(struct check *k, struct tfe_vsock_conn *c)
+static int send_from_dimm(struct peer_check *k, struct tfe_vsock_conn *c)
 {
 	struct tfe_vsock_pkt p;
 	struct tfe_buf b[2];
@@ -719,7 +199,8 @@ static int send_from_dimm(struct check *k, struct tfe_vsock_conn *c)
 	return rc < 0 ? rc : tfe_vring_kick(&k->vm.vq[1]);
 }
 
-static int host_read_exact(struct check *k, int fd, uint8_t *buf, size_t len, char *why, size_t n)
+static int host_read_exact(struct peer_check *k, int fd, uint8_t *buf, size_t len, char *why,
+			   size_t n)
 {
 	size_t got = 0;
 
@@ -745,7 +226,7 @@ static int host_read_exact(struct check *k, int fd, uint8_t *buf, size_t len, ch
  * payload lies only there arrives intact; unplugged (REM_MEM_REG), the
  * device still moves data through the memory that stays.
  */
-static int case_mem_hotplug(struct check *k, char *why, size_t n)
+static int case_mem_hotplug(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vsock_conn *c = NULL;
 	uint8_t got[DIMM_PKT], *ram;
@@ -792,85 +273,10 @@ static int case_mem_hotplug(struct check *k, char *why, size_t n)
 	munmap(ram, DIMM_SIZE);
 	if (rc < 0)
 		return rc;
-	return data_case(k, true, why, n);
-}
-
-static int case_data_g2h(struct check *k, char *why, size_t n)
-{
-	return data_case(k, true, why, n);
-}
-
-static int case_data_h2g(struct check *k, char *why, size_t n)
-{
-	return data_case(k, false, why, n);
+	return case_data_g2h(k, why, n);
 }
 
 /* ---- shutdown and reset ---- */
-
-/* Wait for the host socket to read end-of-stream (0) without data first. */
-static int host_expect_eof(struct check *k, int fd, char *why, size_t n)
-{
-	int64_t end = tfe_now_ms() + budget(k, STEP_MS);
-	char b[16];
-
-	for (;;) {
-		ssize_t r = read(fd, b, sizeof(b));
-
-		if (r == 0)
-			return 0;
-		if (r > 0)
-			FAILF("host read data where end of stream was expected");
-		if (errno != EAGAIN)
-			FAILF("host read: %s", strerror(errno));
-		if (tfe_remaining_ms(end) == 0)
-			FAILF("host read did not return 0 after the guest's SHUTDOWN(send)");
-		pump(k, fd, POLLIN, 50);
-	}
-}
-
-static int half_close(struct check *k, int fd, struct tfe_vsock_conn *c, char *why, size_t n)
-{
-	char b[8] = { 0 };
-	ssize_t r;
-	int rc = tfe_vsock_shutdown(&k->vs, c, TFE_VSOCK_SHUTDOWN_SEND);
-
-	if (rc < 0)
-		FAILF("guest SHUTDOWN(send): %s", strerror(-rc));
-	if (host_expect_eof(k, fd, why, n) < 0)
-		return -1;
-	/* half-close: the other direction still works */
-	if (write(fd, "pong", 4) != 4)
-		FAILF("host write after the guest's half-close: %s", strerror(errno));
-	r = tfe_vsock_recv_wait(&k->vs, c, b, sizeof(b), budget(k, STEP_MS));
-	if (r != 4 || memcmp(b, "pong", 4) != 0)
-		FAILF("guest did not receive the host's data after its half-close (%zd)", r);
-	return 0;
-}
-
-static int case_shutdown(struct check *k, char *why, size_t n)
-{
-	struct tfe_vsock_conn *c = NULL;
-	int fd = -1, rc;
-
-	if (!k->vs_up)
-		FAILF("no guest");
-	rc = pair_from_guest(k, &fd, &c, why, n);
-	if (rc == 0)
-		rc = half_close(k, fd, c, why, n);
-	if (rc == 0) {
-		/* full close: the guest's other half, then the host's close */
-		rc = tfe_vsock_shutdown(&k->vs, c, TFE_VSOCK_SHUTDOWN_RCV);
-		close(fd);
-		fd = -1;
-		if (rc == 0)
-			rc = tfe_vsock_wait_until(&k->vs, conn_closed, c, budget(k, STEP_MS));
-		if (rc < 0)
-			snprintf(why, n, "full close did not finish (no RST/SHUTDOWN from the host): %s",
-				 strerror(-rc));
-	}
-	pair_close(k, fd, c);
-	return rc < 0 ? -1 : 0;
-}
 
 static bool peer_gone(void *ctx)
 {
@@ -880,7 +286,7 @@ static bool peer_gone(void *ctx)
 }
 
 /* After a guest RST the host must see the connection end, and sending must fail. */
-static int host_sees_reset(struct check *k, int fd, char *why, size_t n)
+static int host_sees_reset(struct peer_check *k, int fd, char *why, size_t n)
 {
 	char b[8];
 	ssize_t r;
@@ -901,7 +307,7 @@ static int host_sees_reset(struct check *k, int fd, char *why, size_t n)
 	return 0;
 }
 
-static int case_reset(struct check *k, char *why, size_t n)
+static int case_reset(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vsock_conn *c = NULL;
 	int fd = -1, rc;
@@ -934,7 +340,7 @@ static int case_reset(struct check *k, char *why, size_t n)
 /* ---- device control ---- */
 
 /* SET_VRING_ENABLE, acknowledged when REPLY_ACK allows, so the daemon has acted on it. */
-static int ring_enable(struct check *k, uint32_t ring, uint32_t on)
+static int ring_enable(struct peer_check *k, uint32_t ring, uint32_t on)
 {
 	struct vu_vring_state s = { .index = ring, .num = on };
 	bool ack = k->vm.fe.protocol_acked & (1ull << VU_PROTOCOL_F_REPLY_ACK);
@@ -943,7 +349,7 @@ static int ring_enable(struct check *k, uint32_t ring, uint32_t on)
 }
 
 /* With the device stopped, a host connect must neither complete nor fail at once. */
-static int connect_must_stall(struct check *k, char *why, size_t n)
+static int connect_must_stall(struct peer_check *k, char *why, size_t n)
 {
 	uint32_t port = fresh_port(k);
 	int fd, rc, err;
@@ -965,7 +371,7 @@ static int connect_must_stall(struct check *k, char *why, size_t n)
 	return 0;
 }
 
-static int case_ring_disable(struct check *k, char *why, size_t n)
+static int case_ring_disable(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vsock_conn *c = NULL;
 	int fd = -1, rc;
@@ -995,7 +401,7 @@ static int case_ring_disable(struct check *k, char *why, size_t n)
 	return rc;
 }
 
-static int case_reconnect(struct check *k, char *why, size_t n)
+static int case_reconnect(struct peer_check *k, char *why, size_t n)
 {
 	int rc;
 
@@ -1012,7 +418,8 @@ static int case_reconnect(struct check *k, char *why, size_t n)
  * A line of the daemon's log at @path, within a second: one holding
  * @needle, or with @needle NULL any warn or error line.
  */
-static int log_has(struct check *k, const char *path, const char *needle, char *line, size_t len)
+static int log_has(struct peer_check *k, const char *path, const char *needle, char *line,
+		   size_t len)
 {
 	int64_t end = tfe_now_ms() + budget(k, 1000);
 
@@ -1034,7 +441,7 @@ static int log_has(struct check *k, const char *path, const char *needle, char *
 	return -1;
 }
 
-static int case_duplicate_cid(struct check *k, char *why, size_t n)
+static int case_duplicate_cid(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vm first = k->vm;
 	struct tfe_vsock first_vs = k->vs;
@@ -1063,7 +470,7 @@ static int case_duplicate_cid(struct check *k, char *why, size_t n)
 	return case_guest_connect(k, why, n);
 }
 
-static int case_crosvm(struct check *k, char *why, size_t n)
+static int case_crosvm(struct peer_check *k, char *why, size_t n)
 {
 	int rc;
 
@@ -1084,7 +491,7 @@ static int case_crosvm(struct check *k, char *why, size_t n)
  * daemon refuses SET_VRING_ADDR itself (no address it cannot translate
  * reaches the kernel), keeps serving, and the next front end moves data.
  */
-static int case_hostile_ring_address(struct check *k, char *why, size_t n)
+static int case_hostile_ring_address(struct peer_check *k, char *why, size_t n)
 {
 	struct vu_vring_addr a;
 	char line[512];
@@ -1121,7 +528,7 @@ static bool err_fd_fired(void *ctx)
  * the daemon handed to it (VHOST_SET_VRING_ERR); the daemon keeps serving
  * and the next front end moves data.
  */
-static int case_hostile_avail_jump(struct check *k, char *why, size_t n)
+static int case_hostile_avail_jump(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vring *tx = &k->vm.vq[1];
 	int err_fd = k->vm.fe.err[1];
@@ -1145,24 +552,7 @@ static int case_hostile_avail_jump(struct check *k, char *why, size_t n)
 	return case_reconnect(k, why, n);
 }
 
-static int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n)
-{
-	int rc;
-
-	if (d->pid == 0 && d->status == -1)
-		return 0;    /* never started */
-	rc = tfe_daemon_stop(d, 3000);
-	if (rc == -ETIMEDOUT)
-		FAILF("%s did not exit within 3 s of SIGTERM (killed)", name);
-	if (rc == -EPROTO)
-		FAILF("%s exited with %s %d", name, WIFEXITED(d->status) ? "status" : "signal",
-		      WIFEXITED(d->status) ? WEXITSTATUS(d->status) : WTERMSIG(d->status));
-	if (rc == -EEXIST)
-		FAILF("%s left its socket file %s behind", name, d->sock_path);
-	return 0;
-}
-
-static int case_daemon_exit(struct check *k, char *why, size_t n)
+static int case_daemon_exit(struct peer_check *k, char *why, size_t n)
 {
 	int rc;
 
@@ -1177,7 +567,7 @@ static int case_daemon_exit(struct check *k, char *why, size_t n)
 }
 
 /* After the vhost fd that carried it closed, the host socket is reset. */
-static int host_sees_gone(struct check *k, int fd, char *why, size_t n)
+static int host_sees_gone(struct peer_check *k, int fd, char *why, size_t n)
 {
 	char b[8];
 	ssize_t r;
@@ -1206,7 +596,7 @@ static bool got_rst(void *ctx)
  * TRANSPORT_RESET; a guest packet on the old connection is answered RST
  * by the kernel, which knows no such socket; a new connection works.
  */
-static int case_daemon_restart(struct check *k, char *why, size_t n)
+static int case_daemon_restart(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_setup_opts o = { .want_features = (1ull << TFE_F_VERSION_1) |
 				    (1ull << TFE_F_EVENT_IDX) | (1ull << TFE_F_INDIRECT_DESC) };
@@ -1257,7 +647,7 @@ static void usage(FILE *out)
 		     "  (socket and logs in DIR, default /tmp) for guest CID N (default 3).\n");
 }
 
-static int parse_args(struct check *k, int argc, char **argv)
+static int parse_args(struct peer_check *k, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "daemon", required_argument, NULL, 'd' },
@@ -1286,7 +676,7 @@ static int parse_args(struct check *k, int argc, char **argv)
 	return (k->daemon && optind == argc) ? 0 : -1;
 }
 
-static int init_paths(struct check *k)
+static int init_paths(struct peer_check *k)
 {
 	uint32_t r = 0;
 
@@ -1305,7 +695,10 @@ static int init_paths(struct check *k)
 
 int main(int argc, char **argv)
 {
-	static struct check k = { .workdir = "/tmp", .cid = 3 };
+	static struct peer_check k = {
+		.workdir = "/tmp", .cid = 3,
+		.data_min = DATA_MIN, .data_soft_ms = DATA_SOFT_MS, .data_hard_ms = DATA_HARD_MS,
+	};
 	static const struct { const char *name; case_fn fn; } cases[] = {
 		{ "daemon-start", case_daemon_start },
 		{ "vhost-features", case_vhost_features },
@@ -1336,7 +729,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, on_alarm);
+	peer_check_on_alarm("kernel-engine");
 	alarm(ALARM_SEC);
 	k.deadline = tfe_now_ms() + TOTAL_BUDGET_MS;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

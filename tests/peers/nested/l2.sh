@@ -19,6 +19,10 @@
 #   l2.sh restart CID P Q BYTES
 #     cid, connect, listen as above (fresh ports), then exits: init powers
 #     the guest off.
+#   l2.sh vt MODE CTL SKIPS
+#     net, then vt-MODE: vsock_test --mode=MODE (client: its control server
+#     is L1 on CTL; server: on CTL, forwarded by L1's QEMU), --peer-cid=2,
+#     --skip for each id of SKIPS ("3+7", or "-" for none); then exits.
 #
 # Every step is bounded (nested_xfer's own limits, timeout for vsock_test),
 # and a failed step does not stop the next: l1.sh is waiting on each.
@@ -38,6 +42,22 @@ step() {
 
 net_up() {
 	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0
+}
+
+# vt_client ARG... - vsock_test as the client, tried again (3 times at
+# most, 5 s apart) while it cannot open its TCP control connection: in
+# the vt mode it connects right after eth0 came up, and once (at load
+# average 20-30) that failed, "Control socket initialization failed"; a
+# retry costs the L1 server nothing, its accept() is still waiting.
+vt_client() {
+	for _ in 1 2 3; do
+		vsock_test --mode=client "$@" >/tmp/vt.out 2>&1
+		rc=$?
+		cat /tmp/vt.out
+		grep -q '^Control socket initialization failed' /tmp/vt.out || return "$rc"
+		sleep 5
+	done
+	return "$rc"
 }
 
 xfer_steps() { # CID P Q BYTES
@@ -62,6 +82,29 @@ data)
 restart)
 	[ $# -eq 5 ] || { echo "l2: usage: l2.sh restart CID P Q BYTES"; exit 2; }
 	xfer_steps "$2" "$3" "$4" "$5"
+	echo "l2: done failed=$failed"
+	;;
+vt-client)
+	shift
+	vt_client "$@"
+	exit
+	;;
+vt)
+	[ $# -eq 4 ] || { echo "l2: usage: l2.sh vt client|server CTL SKIPS"; exit 2; }
+	skips=''
+	if [ "$4" != - ]; then
+		IFS=+
+		for id in $4; do skips="$skips --skip=$id"; done
+		unset IFS
+	fi
+	step net net_up
+	# shellcheck disable=SC2086 # $skips: zero or more words
+	if [ "$2" = server ]; then
+		step vt-server timeout 900 vsock_test --mode=server --control-port="$3" --peer-cid=2 $skips
+	else
+		step vt-client timeout 900 sh /bin/l2.sh vt-client --control-host=10.0.2.2 \
+			--control-port="$3" --peer-cid=2 $skips
+	fi
 	echo "l2: done failed=$failed"
 	;;
 *)

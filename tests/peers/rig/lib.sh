@@ -382,3 +382,63 @@ daemon_sample() {
 	done
 	echo "$ticks $cs"
 }
+
+# rig_guest_check NAME BASE LABEL KIND MODS WORDS -- CMD... - the whole
+# run of a rig whose test is one program in a guest chrooted into the 9p
+# host root (run-kernel-engine.sh, run-forward.sh): fetch the kernel (KIND
+# vmlinux or bzimage), build the initramfs BASE.cpio.gz with the modules
+# MODS, boot it under RIG_QEMU with WORDS added to the kernel command line,
+# run CMD there through guest-run.sh, and judge the console with
+# rig_judge on LABEL. NAME (with RIG_PEER_TAG) starts every line printed;
+# logs are $VUV_LOGS/BASE.*. Reads host_limit, guest_limit (s), t_start
+# (rig_now) and build (kept visible in the guest when under /tmp).
+# Return: 0 after "NAME: PASS", 1 after "NAME: FAIL".
+rig_guest_check() {
+	local name=$1 base=$2 label=$3 kind=$4 mods=$5 words=$6 tag=${RIG_PEER_TAG:-}
+	local t0 t_kernel t_initrd tree kernel initrd mod_order run append keeps log dumps boot=- run_s=-
+	shift 7
+	t0=$(rig_now)
+	local fetch_args=(--vmlinux)
+	[ "$kind" = vmlinux ] || fetch_args=()
+	tree=$("$rig_dir/fetch-kernel.sh" "${fetch_args[@]}") && rig_kernel_vars "$tree" ||
+		{ echo "FAIL: cannot fetch the guest kernel"; echo "$name$tag: FAIL"; return 1; }
+	kernel=$VMLINUX
+	[ "$kind" = vmlinux ] || kernel=$VMLINUZ
+	t_kernel=$(rig_elapsed "$t0")
+	t0=$(rig_now)
+	initrd=$VUV_CACHE/initrd/$base.cpio.gz
+	mod_order=$("$rig_dir/make-initramfs.sh" -k "$tree" -o "$initrd" -m "$mods") ||
+		{ echo "FAIL: cannot build the initramfs"; echo "$name$tag: FAIL"; return 1; }
+	t_initrd=$(rig_elapsed "$t0")
+	# The guest mounts its own tmpfs over /tmp: keep our trees visible.
+	run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" --dump /tmp -- "$@") &&
+		keeps=$(rig_tmp_keeps "$rig_repo" "$build") ||
+		{ echo "FAIL: a path cannot be passed to the guest"; echo "$name$tag: FAIL"; return 1; }
+	append="console=ttyS0 quiet panic=-1 no_timer_check${words:+ $words} rig.root9p=1 rig.mods=$mod_order rig.run=$run"
+	[ -z "$keeps" ] || append+=" rig.keep=$keeps"
+
+	mkdir -p "$VUV_LOGS"
+	log=$VUV_LOGS/$base.log
+	rm -f "$VUV_LOGS/$base".dump.*
+	echo "$name$tag: ${RIG_QEMU_VERSION:+QEMU $RIG_QEMU_VERSION }booting $(basename "$kernel")" \
+		"under TCG (limit ${host_limit}s), console in $log"
+	rig_boot "$log" "$host_limit" "${RIG_QEMU_BASE[@]}" "${RIG_QEMU_9P[@]}" -m 1G -smp 2 \
+		-kernel "$kernel" -initrd "$initrd" -append "$append"
+	local verdict=0
+	rig_judge "$log" "$label" "VUV_PEER_TIMEOUT=$host_limit" || verdict=1
+	dumps=$(rig_split_dumps "$log" "$VUV_LOGS/$base.dump.")
+
+	[ -z "$RIG_T_RUN" ] || boot=$(rig_elapsed "$RIG_T_LAUNCH" "$RIG_T_RUN")
+	[ -z "$RIG_T_RUN" ] || [ -z "$RIG_T_EXIT" ] || run_s=$(rig_elapsed "$RIG_T_RUN" "$RIG_T_EXIT")
+	echo "$name$tag: timings: kernel fetch ${t_kernel}s, initramfs ${t_initrd}s, boot ${boot}s," \
+		"run ${run_s}s, QEMU $(rig_elapsed "$RIG_T_LAUNCH" "$RIG_T_END")s, total $(rig_elapsed "$t_start")s"
+	echo "$name$tag: console log $log"
+	[ -z "$dumps" ] || echo "$name$tag: guest files: ${dumps//$'\n'/ }"
+	if [ "$verdict" != 0 ]; then
+		echo "--- last console lines (without dumped files):"
+		rig_console "$log" | tail -n 25
+		echo "$name$tag: FAIL"
+		return 1
+	fi
+	echo "$name$tag: PASS"
+}
