@@ -49,6 +49,7 @@
 #define VP_MAX_SEQ_FEEDS 200u /* memstream keeps at most MS_MAX_MSGS, ever */
 #define VP_MAX_RX (VSOCK_MAX_PKT_LEN + 2 * VSOCK_HDR_LEN)
 #define VP_MAX_CHAIN 4u
+#define VP_BATCH 4u /* packets a tx batch may hold before it ends */
 
 /* One host program and what each side sent the other (STREAM checks). */
 struct vp_host {
@@ -68,7 +69,14 @@ struct vp_ctx {
 	struct vp_host host[VP_MAX_HOSTS];
 	unsigned int nhosts;
 	uint64_t now;
-	uint8_t pkt[VSOCK_HDR_LEN + VSOCK_MAX_PKT_LEN];
+	/*
+	 * A tx batch: conn_table_recv() may hold a packet's payload (iovecs
+	 * into it) until conn_table_tx_flush(), as the device holds guest
+	 * buffers until it publishes the used ring; each packet of a batch
+	 * therefore has a buffer of its own until the batch ends.
+	 */
+	uint8_t pkt[VP_BATCH][VSOCK_HDR_LEN + VSOCK_MAX_PKT_LEN];
+	unsigned int batched;
 	uint8_t rx[VP_MAX_RX];
 };
 
@@ -220,6 +228,13 @@ static void answer_request(struct vp_ctx *x, struct fz_in *in, const struct pkt_
 	hp->local_port = c->local_port;
 }
 
+/* The batch ends: the held payload goes out before its buffers are reused. */
+static void batch_end(struct vp_ctx *x)
+{
+	conn_table_tx_flush(&x->t, x->now);
+	x->batched = 0;
+}
+
 static void ev_guest_packet(struct vp_ctx *x, struct fz_in *in)
 {
 	struct iovec chain[VP_MAX_CHAIN], payload[PKT_MAX_IOV];
@@ -228,20 +243,25 @@ static void ev_guest_packet(struct vp_ctx *x, struct fz_in *in)
 	struct pkt_hdr h, want;
 	size_t nchain, np = 0, got;
 	const uint8_t *p;
+	uint8_t *pkt;
 	int rc;
 
+	if (x->batched == VP_BATCH)
+		batch_end(x);
+	pkt = x->pkt[x->batched];
 	if (mode & 1) {
-		fz_bytes(in, x->pkt, VSOCK_HDR_LEN);
+		fz_bytes(in, pkt, VSOCK_HDR_LEN);
 	} else {
 		build_hdr(x, in, &want, plen);
-		pkt_hdr_encode(&want, x->pkt);
+		pkt_hdr_encode(&want, pkt);
 	}
 	p = fz_take(in, plen, &got);
-	memcpy(x->pkt + VSOCK_HDR_LEN, p, got);
+	memcpy(pkt + VSOCK_HDR_LEN, p, got);
 	/* a guest cannot send while the device is not taking tx packets */
 	if (conn_table_tx_blocked(&x->t))
 		return;
-	nchain = split_chain(in, x->pkt, VSOCK_HDR_LEN + got, chain);
+	x->batched++; /* the batch holds this buffer until it ends */
+	nchain = split_chain(in, pkt, VSOCK_HDR_LEN + got, chain);
 	rc = pkt_parse(chain, nchain, &h, payload, PKT_MAX_IOV, &np);
 	if (rc < 0) {
 		conn_table_recv_malformed(&x->t, rc == -EBADMSG ? NULL : &h);
@@ -252,6 +272,8 @@ static void ev_guest_packet(struct vp_ctx *x, struct fz_in *in)
 	record_to_host(x, &h, payload, np);
 	if (conn_table_recv(&x->t, &h, payload, np, x->now) == CT_NEW_REQUEST)
 		answer_request(x, in, &h);
+	if (mode & 0x80)
+		batch_end(x);
 }
 
 /* ---- host side ---------------------------------------------------------- */
@@ -450,7 +472,12 @@ static void check_all(struct vp_ctx *x)
 static void run_events(struct vp_ctx *x, struct fz_in *in)
 {
 	for (unsigned int n = 0; n < VP_MAX_EVENTS && !fz_empty(in); n++) {
-		switch (fz_u8(in) % 8) {
+		uint8_t ev = fz_u8(in) % 8;
+
+		/* the device runs nothing else between a batch's packets */
+		if (ev > 1 && x->batched)
+			batch_end(x);
+		switch (ev) {
 		case 0:
 		case 1: ev_guest_packet(x, in); break;
 		case 2: ev_host_connect(x, in); break;
@@ -477,7 +504,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	x.cfg.on_free = on_free;
 	x.cfg.opaque = &x;
 	FZ_CHECK(conn_table_init(&x.t, &x.cfg) == 0, "conn_table_init refused a valid config");
+	x.batched = 0;
 	run_events(&x, &in);
+	batch_end(&x);
 	conn_table_fini(&x.t);
 	for (unsigned int i = 0; i < x.nhosts; i++) {
 		FZ_CHECK(x.host[i].ms->closes == 1 && !x.host[i].c,
