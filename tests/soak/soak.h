@@ -139,10 +139,11 @@ struct soak {
 	struct soak_vm vm[SOAK_VMS];
 	atomic_bool stop, failed;
 	/*
-	 * VUV_SOAK_RECONNECT_LAG_MS: a VM about to reconnect its front end
+	 * VUV_SOAK_RECONNECT_LAG_MS: VM 0, about to reconnect its front end,
 	 * stops polling its guest this long first, as a preempted thread
 	 * does on a loaded machine; packets siblings send it meanwhile are
-	 * lost with the front end (0: none).
+	 * lost with the front end (0: none). One VM only, so that what this
+	 * does to its neighbours is not hidden by the same happening to theirs.
 	 */
 	unsigned long reconnect_lag_ms;
 };

@@ -74,7 +74,7 @@ static int listeners(struct soak_vm *v)
  */
 static int reconnect(struct soak_vm *v)
 {
-	if (v->s->reconnect_lag_ms)
+	if (v->idx == 0 && v->s->reconnect_lag_ms)
 		poll(NULL, 0, (int)v->s->reconnect_lag_ms);
 	atomic_fetch_add(&v->epoch, 1);
 	soak_dx_cut(v, &v->dx[0]);
