@@ -697,6 +697,16 @@ void tfe_vsock_conn_pkt(const struct tfe_vsock *vs, const struct tfe_vsock_conn 
 			uint16_t op, uint32_t flags, struct tfe_vsock_pkt *p);
 
 /**
+ * tfe_vsock_connect_start() - REQUEST from @src_port to (@dst_cid,
+ * @dst_port) without waiting: *@out stays TFE_CONN_CONNECTING until the
+ * answer comes in a later poll (ESTABLISHED, or CLOSED with conn->error).
+ * A program that serves other peers meanwhile must not block on one whose
+ * answer may never come. Return: 0, -EADDRINUSE, -EMFILE or a send error.
+ */
+int tfe_vsock_connect_start(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst_port,
+			    uint32_t src_port, struct tfe_vsock_conn **out);
+
+/**
  * tfe_vsock_connect() - REQUEST from @src_port to (@dst_cid, @dst_port),
  * then wait for RESPONSE.
  * Return: 0 with *@out set, -ECONNREFUSED on RST, -EPROTO on any other
@@ -763,6 +773,14 @@ ssize_t tfe_vsock_recv_wait(struct tfe_vsock *vs, struct tfe_vsock_conn *c, void
  * Return: 0, -EINVAL for other bits, -ENOTCONN, or a send error.
  */
 int tfe_vsock_shutdown(struct tfe_vsock *vs, struct tfe_vsock_conn *c, uint32_t flags);
+
+/**
+ * tfe_vsock_close_start() - the first half of tfe_vsock_close(): send
+ * SHUTDOWN(both) to an established connection, which stays
+ * TFE_CONN_CLOSING until the peer's RST; tfe_vsock_close() then finishes
+ * it. Return: 0 or a send error (the connection stays established).
+ */
+int tfe_vsock_close_start(struct tfe_vsock *vs, struct tfe_vsock_conn *c);
 
 /**
  * tfe_vsock_close() - orderly close: SHUTDOWN(both) unless already closed,

@@ -686,8 +686,8 @@ static bool not_connecting(void *ctx)
 	return ((struct tfe_vsock_conn *)ctx)->state != TFE_CONN_CONNECTING;
 }
 
-int tfe_vsock_connect(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst_port,
-		      uint32_t src_port, int timeout_ms, struct tfe_vsock_conn **out)
+int tfe_vsock_connect_start(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst_port,
+			    uint32_t src_port, struct tfe_vsock_conn **out)
 {
 	struct tfe_vsock_conn *c;
 	int rc;
@@ -698,8 +698,23 @@ int tfe_vsock_connect(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst_port,
 	if (!c)
 		return -EMFILE;
 	rc = conn_send(vs, c, TFE_VSOCK_OP_REQUEST, 0, NULL, 0);
-	if (rc == 0)
-		rc = tfe_vsock_wait_until(vs, not_connecting, c, timeout_ms);
+	if (rc < 0) {
+		free_conn(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int tfe_vsock_connect(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst_port,
+		      uint32_t src_port, int timeout_ms, struct tfe_vsock_conn **out)
+{
+	struct tfe_vsock_conn *c;
+	int rc = tfe_vsock_connect_start(vs, dst_cid, dst_port, src_port, &c);
+
+	if (rc < 0)
+		return rc;
+	rc = tfe_vsock_wait_until(vs, not_connecting, c, timeout_ms);
 	if (rc == 0 && c->state == TFE_CONN_ESTABLISHED) {
 		*out = c;
 		return 0;
@@ -907,15 +922,23 @@ static bool not_closing(void *ctx)
 	return ((struct tfe_vsock_conn *)ctx)->state != TFE_CONN_CLOSING;
 }
 
+int tfe_vsock_close_start(struct tfe_vsock *vs, struct tfe_vsock_conn *c)
+{
+	int rc;
+
+	if (c->state != TFE_CONN_ESTABLISHED)
+		return 0;
+	rc = conn_send(vs, c, TFE_VSOCK_OP_SHUTDOWN, TFE_VSOCK_SHUTDOWN_BOTH, NULL, 0);
+	c->local_shutdown = TFE_VSOCK_SHUTDOWN_BOTH;
+	if (rc == 0)
+		c->state = TFE_CONN_CLOSING;
+	return rc;
+}
+
 int tfe_vsock_close(struct tfe_vsock *vs, struct tfe_vsock_conn *c, int timeout_ms)
 {
-	int rc = 0;
+	int rc = tfe_vsock_close_start(vs, c);
 
-	if (c->state == TFE_CONN_ESTABLISHED) {
-		rc = conn_send(vs, c, TFE_VSOCK_OP_SHUTDOWN, TFE_VSOCK_SHUTDOWN_BOTH, NULL, 0);
-		c->local_shutdown = TFE_VSOCK_SHUTDOWN_BOTH;
-		c->state = rc == 0 ? TFE_CONN_CLOSING : TFE_CONN_ESTABLISHED;
-	}
 	if (c->state == TFE_CONN_CLOSING)
 		rc = tfe_vsock_wait_until(vs, not_closing, c, timeout_ms);
 	if (c->state == TFE_CONN_ESTABLISHED || c->state == TFE_CONN_CLOSING ||

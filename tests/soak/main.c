@@ -423,6 +423,7 @@ int main(int argc, char **argv)
 	/* load, winding down, the checks: all bounded well inside this */
 	uh_watchdog((unsigned int)seconds + 600);
 	s.nvms = SOAK_VMS;
+	s.reconnect_lag_ms = pw_env_count("VUV_SOAK_RECONNECT_LAG_MS", 0);
 	x.s = &s;
 	rc = start_daemon(&s, &x, cdir);
 	if (rc == 0)

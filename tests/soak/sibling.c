@@ -7,9 +7,11 @@
  * anything else; at the end of the stream it answers with what it counted
  * (length and FNV-1a of the payload) and closes, and the sender compares.
  *
- * Neither side blocks on the other: a stream fits the receiver driver's
- * buffer (256 KiB), so the sender sends it whole and then only polls for
- * the answer, while the receiver reads whenever its thread comes round.
+ * Neither side blocks on the other: the sender's connect and the
+ * receiver's close are answered in later steps, and a stream fits the
+ * receiver driver's buffer (256 KiB), so the sender sends it whole and
+ * then only polls for the answer, while the receiver reads whenever its
+ * thread comes round.
  * A stream is "cut" (not an error) when the receiver's front end went
  * away meanwhile: the epoch of that VM changed. The receiver cannot tell
  * from its own clock whether a stream began before the sender's last
@@ -67,24 +69,39 @@ static int tx_end(struct soak_vm *v, int err, const char *what)
 	return 0;
 }
 
-/* Connect and send the whole stream, then half-close. */
+/*
+ * Ask for a connection; the answer comes in a later step. Waiting for it
+ * here would stall this VM's own receiver for as long as the peer takes:
+ * up to SOAK_TIMEOUT_MS when the peer's front end goes away with the
+ * REQUEST unread, which made the previous VM's stream go unanswered.
+ */
 static int tx_open(struct soak_vm *v)
 {
-	uint32_t port = soak_next_port(v), seed = soak_next_seed(v);
+	uint32_t port = soak_next_port(v);
 	struct soak_sib_tx *t = &v->stx;
 	struct soak_vm *peer = next_vm(v);
-	uint8_t hdr[SIB_HDR] = { 0 };
 	int rc;
 
 	memset(t, 0, sizeof(*t));
 	t->peer_epoch = atomic_load(&peer->epoch);
 	if (t->peer_epoch & 1)
 		return 0; /* its front end is away: try again later */
-	t->len = uh_rand(&v->rnd) % (SIB_MAX_BYTES - SIB_HDR);
-	rc = tfe_vsock_connect(&v->g.vs, v->s->h.cid[peer->idx], SOAK_GP_SIB, port,
-			       SOAK_TIMEOUT_MS, &t->c);
+	rc = tfe_vsock_connect_start(&v->g.vs, v->s->h.cid[peer->idx], SOAK_GP_SIB, port, &t->c);
 	if (rc < 0)
 		return tx_end(v, rc, "connect");
+	t->deadline = tfe_now_ms() + SOAK_TIMEOUT_MS;
+	return 1;
+}
+
+/* Connected: send the whole stream (it fits the receiver's credit), then half-close. */
+static int tx_send(struct soak_vm *v)
+{
+	uint32_t seed = soak_next_seed(v);
+	struct soak_sib_tx *t = &v->stx;
+	uint8_t hdr[SIB_HDR] = { 0 };
+	int rc;
+
+	t->len = uh_rand(&v->rnd) % (SIB_MAX_BYTES - SIB_HDR);
 	put32(hdr, SIB_MAGIC);
 	put32(hdr + 4, seed);
 	put32(hdr + 8, t->len);
@@ -102,8 +119,21 @@ static int tx_open(struct soak_vm *v)
 		rc = tfe_vsock_shutdown(&v->g.vs, t->c, TFE_VSOCK_SHUTDOWN_SEND);
 	if (rc < 0)
 		return tx_end(v, rc, "send");
+	t->sent = true;
 	t->deadline = tfe_now_ms() + SOAK_TIMEOUT_MS;
 	return 1;
+}
+
+/* Waiting for the answer to the REQUEST. */
+static int tx_connecting(struct soak_vm *v)
+{
+	struct soak_sib_tx *t = &v->stx;
+
+	if (t->c->state == TFE_CONN_ESTABLISHED)
+		return tx_send(v);
+	if (t->c->state != TFE_CONN_CONNECTING)
+		return tx_end(v, t->c->error ? t->c->error : -ECONNREFUSED, "connect");
+	return tfe_remaining_ms(t->deadline) == 0 ? tx_end(v, -ETIMEDOUT, "connect") : 0;
 }
 
 /* The receiver's answer and its close: the stream counts when they match. */
@@ -135,6 +165,8 @@ int soak_sib_tx_step(struct soak_vm *v, bool stopping)
 		return stopping || v->s->nvms < 2 ? 0 : tx_open(v);
 	if (atomic_load(&next_vm(v)->epoch) != t->peer_epoch)
 		return tx_end(v, -ECONNRESET, "cut");
+	if (!t->sent)
+		return tx_connecting(v);
 	r = tfe_vsock_recv(&v->g.vs, t->c, t->ack + t->ack_len,
 			   t->ack_len < SIB_HDR ? SIB_HDR - t->ack_len : 1);
 	if (r > 0 && t->ack_len + (size_t)r > SIB_HDR)
@@ -231,7 +263,11 @@ static int rx_take(struct soak_vm *v, const uint8_t *buf, size_t n)
 	return 1;
 }
 
-/* End of stream: answer with what was counted and close. */
+/*
+ * End of stream: answer with what was counted and start the close; the
+ * sender's RST is awaited in later steps (rx_closing()), not here, for the
+ * same reason as tx_open() does not wait.
+ */
 static int rx_end(struct soak_vm *v)
 {
 	struct soak_sib_rx *x = &v->srx;
@@ -244,11 +280,29 @@ static int rx_end(struct soak_vm *v)
 	put32(ack + 4, x->len);
 	memcpy(ack + 8, &x->fnv, sizeof(x->fnv));
 	rc = tfe_vsock_send_all(&v->g.vs, x->c, ack, sizeof(ack), SOAK_TIMEOUT_MS);
+	if (rc == 0)
+		rc = tfe_vsock_close_start(&v->g.vs, x->c);
 	if (rc < 0)
 		return rx_fail(v, "sending the answer");
-	rc = tfe_vsock_close(&v->g.vs, x->c, SOAK_TIMEOUT_MS);
+	x->closing = true;
+	x->deadline = tfe_now_ms() + SOAK_TIMEOUT_MS;
+	return 1;
+}
+
+static int rx_closing(struct soak_vm *v)
+{
+	struct soak_sib_rx *x = &v->srx;
+	bool stale = rx_stale(v); /* the sender went away: no RST will come */
+	int rc = 0;
+
+	if (!stale && x->c->state == TFE_CONN_CLOSING && tfe_remaining_ms(x->deadline) > 0)
+		return 0;
+	if (stale)
+		tfe_vsock_reset(&v->g.vs, x->c);
+	else
+		rc = tfe_vsock_close(&v->g.vs, x->c, 0); /* the RST came, or time is up */
 	x->c = NULL;
-	if (rc < 0 && !rx_stale(v))
+	if (rc < 0)
 		return soak_fail(v, "sibling stream from VM %u: close: %s", prev_vm(v)->idx,
 				 strerror(-rc));
 	x->ref_epoch = atomic_load(&prev_vm(v)->epoch);
@@ -263,12 +317,15 @@ int soak_sib_rx_step(struct soak_vm *v)
 	if (!x->c) {
 		if (tfe_vsock_accept(&v->g.vs, SOAK_GP_SIB, 0, &x->c) < 0)
 			return 0;
+		x->closing = false;
 		x->hdr_len = 0;
 		x->got = 0;
 		x->len = 0;
 		x->fnv = UH_FNV_INIT;
 		x->deadline = tfe_now_ms() + SOAK_TIMEOUT_MS;
 	}
+	if (x->closing)
+		return rx_closing(v);
 	if ((x->hdr_len == SIB_HDR && rx_stale(v)) || rx_superseded(v))
 		return rx_drop(v);
 	r = tfe_vsock_recv(&v->g.vs, x->c, v->rbuf, SOAK_IO_MAX);

@@ -76,6 +76,7 @@ struct soak_duplex {
 /* The VM-to-VM stream this VM sends to the next one. */
 struct soak_sib_tx {
 	struct tfe_vsock_conn *c;      /* NULL: none open */
+	bool sent;                     /* the stream went out whole: the answer is awaited */
 	unsigned int peer_epoch;       /* the receiver's epoch when connected */
 	uint32_t len;                  /* payload bytes after the header */
 	uint64_t fnv;
@@ -87,6 +88,7 @@ struct soak_sib_tx {
 /* The VM-to-VM stream this VM receives from the previous one. */
 struct soak_sib_rx {
 	struct tfe_vsock_conn *c;
+	bool closing;                  /* answered: the sender's RST is awaited */
 	unsigned int ref_epoch;        /* the sender's epoch when its last stream here ended */
 	uint8_t hdr[16];
 	unsigned int hdr_len;
@@ -136,6 +138,14 @@ struct soak {
 	unsigned int nvms;
 	struct soak_vm vm[SOAK_VMS];
 	atomic_bool stop, failed;
+	/*
+	 * VUV_SOAK_RECONNECT_LAG_MS: VM 0, about to reconnect its front end,
+	 * stops polling its guest this long first, as a preempted thread
+	 * does on a loaded machine; packets siblings send it meanwhile are
+	 * lost with the front end (0: none). One VM only, so that what this
+	 * does to its neighbours is not hidden by the same happening to theirs.
+	 */
+	unsigned long reconnect_lag_ms;
 };
 
 /** soak_fail() - record the first error of @v and stop the run. Return: -1. */

@@ -5,6 +5,7 @@
  * down so that every connection still open ends cleanly and is checked.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,6 +74,8 @@ static int listeners(struct soak_vm *v)
  */
 static int reconnect(struct soak_vm *v)
 {
+	if (v->idx == 0 && v->s->reconnect_lag_ms)
+		poll(NULL, 0, (int)v->s->reconnect_lag_ms);
 	atomic_fetch_add(&v->epoch, 1);
 	soak_dx_cut(v, &v->dx[0]);
 	soak_dx_cut(v, &v->dx[1]);
