@@ -54,7 +54,6 @@
 #define DATA_MIN (4u << 20) /* the brief: at least 4 MiB each way */
 #define DATA_SOFT_MS 30000
 #define DATA_HARD_MS 40000
-#define MEM_SIZE (16ull << 20)
 /* the daemon's --forward-listen ports: 7000 STREAM, 7001 SEQPACKET */
 #define FWD_PORT 7000u
 #define FWD_LISTEN "7000+7001/seqpacket"
@@ -116,48 +115,16 @@ static void seq_on_pkt(void *ctx, const struct tfe_vsock_pkt *p, const uint8_t *
 	}
 }
 
-static int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+/* The shared guest_up(), with SEQPACKET packets handed to seq_on_pkt(). */
+static int seq_guest_up(struct peer_check *k, const char *sock, bool crosvm,
+			enum tfe_need_reply nr)
 {
-	struct tfe_setup_opts o = {
-		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
-				 (1ull << TFE_F_INDIRECT_DESC) | (1ull << VSOCK_F_SEQPACKET),
-		.need_reply = nr,
-	};
-	int rc = tfe_vm_open(&k->vm, sock, MEM_SIZE, true, budget(k, STEP_MS));
+	int rc = guest_up(k, sock, crosvm, nr);
 
-	if (rc < 0)
-		return rc;
-	k->vm_up = true;
-	k->vm.fe.timeout_ms = budget(k, STEP_MS);
-	return crosvm ? tfe_setup_crosvm(&k->vm, &o) : tfe_setup_qemu(&k->vm, &o);
-}
-
-/*
- * A front end and a guest driver on it. The daemon serves one front end at
- * a time and may not have noticed the previous one leaving yet, in which
- * case it closes the new connection: retry for a while.
- */
-static int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
-{
-	int64_t end = tfe_now_ms() + budget(k, 5000);
-	struct tfe_vsock_opts vo = { 0 };
-	int rc;
-
-	for (;;) {
-		rc = setup_once(k, sock, crosvm, nr);
-		if (rc == 0 || (rc != -ECONNRESET && rc != -EPIPE) || tfe_remaining_ms(end) == 0)
-			break;
-		guest_down(k);
-		poll(NULL, 0, 100);
+	if (rc == 0) {
+		k->vs.other_types_raw = true;
+		k->vs.on_pkt = seq_on_pkt;
 	}
-	if (rc < 0)
-		return rc;
-	vo.tx_indirect = k->vm.vq[1].indirect;
-	rc = tfe_vsock_init(&k->vs, &k->vm.mem, &k->vm.vq[0], &k->vm.vq[1],
-			    k->vm.nvq > 2 ? &k->vm.vq[2] : NULL, k->cid, &vo);
-	k->vs_up = rc == 0;
-	k->vs.other_types_raw = true; /* SEQPACKET packets: seq_on_pkt() */
-	k->vs.on_pkt = seq_on_pkt;
 	return rc;
 }
 
@@ -194,7 +161,7 @@ static int case_daemon_start(struct peer_check *k, char *why, size_t n)
 
 	if (start_daemon(k, &k->d1, k->sock1, k->log1, why, n) < 0)
 		return -1;
-	rc = guest_up(k, k->sock1, false, TFE_NR_QEMU);
+	rc = seq_guest_up(k, k->sock1, false, TFE_NR_QEMU);
 	if (rc < 0)
 		FAILF("front end and guest driver: %s", strerror(-rc));
 	return 0;
@@ -515,6 +482,7 @@ int main(int argc, char **argv)
 	static struct peer_check k = {
 		.workdir = "/tmp", .cid = 3, .via_loopback = true, .guest_port = FWD_PORT,
 		.data_min = DATA_MIN, .data_soft_ms = DATA_SOFT_MS, .data_hard_ms = DATA_HARD_MS,
+		.more_features = 1ull << VSOCK_F_SEQPACKET,
 	};
 	static const struct { const char *name; case_fn fn; } cases[] = {
 		{ "daemon-start", case_daemon_start },

@@ -51,56 +51,10 @@
 #define DATA_MIN (1u << 20)
 #define DATA_SOFT_MS 6000
 #define DATA_HARD_MS 12000
-#define MEM_SIZE (16ull << 20)
 
 /* ------------------------------------------------------------------ */
 /* Front ends and daemons                                              */
 /* ------------------------------------------------------------------ */
-
-static int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
-{
-	struct tfe_setup_opts o = {
-		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
-				 (1ull << TFE_F_INDIRECT_DESC),
-		.need_reply = nr,
-		/* what QEMU takes too, so that case_mem_hotplug can plug memory */
-		.more_protocol = 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
-	};
-	int rc = tfe_vm_open(&k->vm, sock, MEM_SIZE, true, budget(k, STEP_MS));
-
-	if (rc < 0)
-		return rc;
-	k->vm_up = true;
-	k->vm.fe.timeout_ms = budget(k, STEP_MS);
-	return crosvm ? tfe_setup_crosvm(&k->vm, &o) : tfe_setup_qemu(&k->vm, &o);
-}
-
-/*
- * A front end and a guest driver on it. The daemon serves one front end at
- * a time and may not have noticed the previous one leaving yet, in which
- * case it closes the new connection: retry for a while.
- */
-static int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
-{
-	int64_t end = tfe_now_ms() + budget(k, 5000);
-	struct tfe_vsock_opts vo = { 0 };
-	int rc;
-
-	for (;;) {
-		rc = setup_once(k, sock, crosvm, nr);
-		if (rc == 0 || (rc != -ECONNRESET && rc != -EPIPE) || tfe_remaining_ms(end) == 0)
-			break;
-		guest_down(k);
-		poll(NULL, 0, 100);
-	}
-	if (rc < 0)
-		return rc;
-	vo.tx_indirect = k->vm.vq[1].indirect;
-	rc = tfe_vsock_init(&k->vs, &k->vm.mem, &k->vm.vq[0], &k->vm.vq[1],
-			    k->vm.nvq > 2 ? &k->vm.vq[2] : NULL, k->cid, &vo);
-	k->vs_up = rc == 0;
-	return rc;
-}
 
 static int start_daemon(struct peer_check *k, struct tfe_daemon *d, const char *sock,
 			const char *log, char *why, size_t n)
@@ -698,6 +652,8 @@ int main(int argc, char **argv)
 	static struct peer_check k = {
 		.workdir = "/tmp", .cid = 3,
 		.data_min = DATA_MIN, .data_soft_ms = DATA_SOFT_MS, .data_hard_ms = DATA_HARD_MS,
+		/* what QEMU takes too, so that case_mem_hotplug can plug memory */
+		.more_protocol = 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
 	};
 	static const struct { const char *name; case_fn fn; } cases[] = {
 		{ "daemon-start", case_daemon_start },

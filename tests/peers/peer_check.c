@@ -360,6 +360,51 @@ void guest_down(struct peer_check *k)
 	k->vs_up = k->vm_up = false;
 }
 
+/* A front end on @sock (QEMU's or crosvm's order) and its guest RAM. */
+int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+{
+	struct tfe_setup_opts o = {
+		.want_features = (1ull << TFE_F_VERSION_1) | (1ull << TFE_F_EVENT_IDX) |
+				 (1ull << TFE_F_INDIRECT_DESC) | k->more_features,
+		.need_reply = nr,
+		.more_protocol = k->more_protocol,
+	};
+	int rc = tfe_vm_open(&k->vm, sock, MEM_SIZE, true, budget(k, STEP_MS));
+
+	if (rc < 0)
+		return rc;
+	k->vm_up = true;
+	k->vm.fe.timeout_ms = budget(k, STEP_MS);
+	return crosvm ? tfe_setup_crosvm(&k->vm, &o) : tfe_setup_qemu(&k->vm, &o);
+}
+
+/*
+ * A front end and a guest driver on it. The daemon serves one front end at
+ * a time and may not have noticed the previous one leaving yet, in which
+ * case it closes the new connection: retry for a while.
+ */
+int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr)
+{
+	int64_t end = tfe_now_ms() + budget(k, 5000);
+	struct tfe_vsock_opts vo = { 0 };
+	int rc;
+
+	for (;;) {
+		rc = setup_once(k, sock, crosvm, nr);
+		if (rc == 0 || (rc != -ECONNRESET && rc != -EPIPE) || tfe_remaining_ms(end) == 0)
+			break;
+		guest_down(k);
+		poll(NULL, 0, 100);
+	}
+	if (rc < 0)
+		return rc;
+	vo.tx_indirect = k->vm.vq[1].indirect;
+	rc = tfe_vsock_init(&k->vs, &k->vm.mem, &k->vm.vq[0], &k->vm.vq[1],
+			    k->vm.nvq > 2 ? &k->vm.vq[2] : NULL, k->cid, &vo);
+	k->vs_up = rc == 0;
+	return rc;
+}
+
 int case_guest_connect(struct peer_check *k, char *why, size_t n)
 {
 	struct tfe_vsock_conn *c = NULL;

@@ -23,6 +23,7 @@
 #include "tfe.h"
 
 #define STEP_MS 3000
+#define MEM_SIZE (16ull << 20) /* the guest RAM of every front end */
 #define DATA_MAX (4u << 20)
 
 struct peer_check {
@@ -45,6 +46,8 @@ struct peer_check {
 	/* bulk data: at least data_min bytes, fewer than DATA_MAX once past data_soft_ms */
 	size_t data_min;
 	int data_soft_ms, data_hard_ms;
+	/* the front end's wishes beyond VERSION_1, EVENT_IDX and INDIRECT_DESC */
+	uint64_t more_features, more_protocol;
 };
 
 typedef int (*case_fn)(struct peer_check *k, char *why, size_t n);
@@ -73,6 +76,8 @@ int pair_from_host(struct peer_check *k, int *hostfd, struct tfe_vsock_conn **c,
 bool conn_closed(void *ctx);
 void pair_close(struct peer_check *k, int hostfd, struct tfe_vsock_conn *c);
 void guest_down(struct peer_check *k);
+int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr);
+int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr);
 int host_expect_eof(struct peer_check *k, int fd, char *why, size_t n);
 int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n);
 
