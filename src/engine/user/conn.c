@@ -301,8 +301,13 @@ static int conn_progress(struct conn *c, uint64_t now_ms)
 {
 	if (c->state == CONN_CLOSED)
 		return 0;
-	/* The guest's SEND shutdown reaches the host only after its last byte. */
-	if (tx_drained(c) && (c->peer_shut & VSOCK_SHUTDOWN_SEND) && !c->host_wr_shut) {
+	/*
+	 * The guest's SEND shutdown reaches the host only after its last byte.
+	 * A guest that closed both ways gets a plain close instead: an AF_VSOCK
+	 * host peer woken by a half-close first could still send in the gap
+	 * before the close and miss the EPIPE a close() promises.
+	 */
+	if (tx_drained(c) && c->peer_shut == VSOCK_SHUTDOWN_SEND && !c->host_wr_shut) {
 		int rc = c->host.ops->shutdown_wr(&c->host);
 
 		c->host_wr_shut = true;
