@@ -26,7 +26,7 @@
  * Checked after every event: the connection cap, the RST queue bound,
  * every live connection findable by its tuple, credit and buffer bounds
  * (bytes held ≤ buf_alloc, txbuf ≤ buf_alloc + preamble, SEQPACKET queue
- * ≤ CONN_SEQ_MAX_MSGS), a host stream closed at most once. Every rx packet:
+ * within its ring and no longer than the txbuf's bytes), a host stream closed at most once. Every rx packet:
  * well-formed, from the host CID to the guest, the header in the buffer
  * equal to the one reported, data within the guest's credit. For STREAM
  * connections, what a host program received is a prefix of what the guest
@@ -450,7 +450,9 @@ static void check_conn(struct vp_ctx *x, const struct vp_host *hp)
 	FZ_CHECK(c->tx.len <= x->cfg.buf_alloc + CONN_PREAMBLE_MAX &&
 		 (uint64_t)c->tx.off + c->tx.len <= c->tx.cap,
 		 "txbuf %u+%u in %u", c->tx.off, c->tx.len, c->tx.cap);
-	FZ_CHECK(c->seq_in.count <= CONN_SEQ_MAX_MSGS, "%u messages queued", c->seq_in.count);
+	FZ_CHECK(c->seq_in.count <= c->seq_in.cap && c->seq_in.count <= c->tx.len,
+		 "%u messages queued in a ring of %u, %u bytes", c->seq_in.count, c->seq_in.cap,
+		 c->tx.len);
 	FZ_CHECK(hp->ms->closes == 0 || !c->host.ops, "host stream closed but still in use");
 }
 

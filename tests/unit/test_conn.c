@@ -577,6 +577,7 @@ static void test_guest_shutdown_rcv_stops_reads(void **state)
 	(void)state;
 	fx_established(&f, VSOCK_TYPE_STREAM, 4096);
 	assert_int_equal(g_send(&f, VSOCK_OP_SHUTDOWN, NULL, 0, VSOCK_SHUTDOWN_RCV), 0);
+	assert_int_equal(f.ms->rd_shutdowns, 1); /* the host hears it */
 	ms_feed(f.ms, "unwanted", 8);
 	conn_host_readable(f.c);
 	assert_false(conn_may_read_host(f.c));
@@ -584,6 +585,14 @@ static void test_guest_shutdown_rcv_stops_reads(void **state)
 	/* guest → host still works */
 	assert_int_equal(g_send(&f, VSOCK_OP_RW, "ok", 2, 0), 0);
 	assert_int_equal(f.ms->out_len, 2);
+	assert_int_equal(f.ms->rd_shutdowns, 1);
+	assert_int_equal(f.ms->shutdowns, 0);
+	fx_done(&f);
+
+	/* closing both ways at once is a close, no half-shutdown first */
+	fx_established(&f, VSOCK_TYPE_STREAM, 4096);
+	assert_int_equal(g_send(&f, VSOCK_OP_SHUTDOWN, NULL, 0, VSOCK_SHUTDOWN_BOTH), 0);
+	assert_int_equal(f.ms->rd_shutdowns, 0);
 	fx_done(&f);
 }
 
@@ -793,13 +802,14 @@ static void test_seq_guest_fragments(void **state)
 
 static void test_seq_guest_blocked_host(void **state)
 {
+	enum { NMSG = 16 };
 	struct fx f;
 	char m[4];
 
 	(void)state;
 	fx_established(&f, VSOCK_TYPE_SEQPACKET, 4096);
 	f.ms->out_room = 0;
-	for (unsigned int i = 0; i < CONN_SEQ_MAX_MSGS; i++) {
+	for (unsigned int i = 0; i < NMSG; i++) {
 		memset(m, 'a' + (int)i, sizeof(m));
 		assert_int_equal(g_send(&f, VSOCK_OP_RW, m, 2, 0), 0);
 		assert_int_equal(g_send(&f, VSOCK_OP_RW, m, 2, VSOCK_SEQ_EOM), 0);
@@ -811,18 +821,48 @@ static void test_seq_guest_blocked_host(void **state)
 	assert_memory_equal(f.ms->out, "aaaabbbb", 8);
 	f.ms->out_room = 1000;
 	assert_int_equal(conn_flush(f.c, f.now), 0);
-	assert_int_equal(f.ms->out_nmsg, CONN_SEQ_MAX_MSGS);
-	assert_int_equal(f.c->cr.fwd_cnt, 4 * CONN_SEQ_MAX_MSGS);
+	assert_int_equal(f.ms->out_nmsg, NMSG);
+	assert_int_equal(f.c->cr.fwd_cnt, 4 * NMSG);
 	assert_false(conn_wants_host_write(f.c));
 	fx_done(&f);
+}
 
-	/* one message too many while the host sleeps: RST */
+/*
+ * A guest within its credit may queue any number of small messages while
+ * the host sleeps (vsock_test 6.12 "SOCK_SEQPACKET msg bounds" sends 2 MiB
+ * of them before its peer reads): all reach the host, in order, bounds and
+ * record ends kept; none is refused.
+ */
+static void test_seq_guest_many_small_messages(void **state)
+{
+	enum { NMSG = 200 }; /* within MS_MAX_MSGS, far more than a first ring */
+	struct fx f;
+
+	(void)state;
 	fx_established(&f, VSOCK_TYPE_SEQPACKET, 4096);
 	f.ms->out_room = 0;
-	for (unsigned int i = 0; i < CONN_SEQ_MAX_MSGS; i++)
-		assert_int_equal(g_send(&f, VSOCK_OP_RW, "m", 1, VSOCK_SEQ_EOM), 0);
-	assert_int_equal(g_send(&f, VSOCK_OP_RW, "m", 1, VSOCK_SEQ_EOM), -ENOBUFS);
-	assert_int_equal(g_recv(&f, RXBUF, NULL), VSOCK_OP_RST);
+	for (unsigned int i = 0; i < NMSG; i++) {
+		char b = (char)('!' + i % 90);
+
+		assert_int_equal(g_send(&f, VSOCK_OP_RW, &b, 1,
+					VSOCK_SEQ_EOM | (i % 3 ? 0 : VSOCK_SEQ_EOR)), 0);
+	}
+	assert_int_equal(g_recv(&f, RXBUF, NULL), NONE);
+	assert_int_equal(f.c->seq_in.count, NMSG);
+	f.ms->out_room = 5; /* part of them, then the rest */
+	assert_int_equal(conn_flush(f.c, f.now), 0);
+	assert_int_equal(f.ms->out_nmsg, 5);
+	f.ms->out_room = 1000;
+	assert_int_equal(conn_flush(f.c, f.now), 0);
+	assert_int_equal(f.ms->out_nmsg, NMSG);
+	for (unsigned int i = 0; i < NMSG; i++) {
+		assert_int_equal(f.ms->out_msg[i], 1);
+		assert_int_equal(f.ms->out[i], '!' + i % 90);
+		assert_int_equal(f.ms->out_eor[i], i % 3 == 0);
+	}
+	assert_int_equal(f.c->cr.fwd_cnt, NMSG);
+	assert_null(f.c->seq_in.msgs); /* the ring goes with the burst */
+	assert_false(conn_wants_host_write(f.c));
 	fx_done(&f);
 }
 
@@ -979,22 +1019,32 @@ static void test_seq_host_eof(void **state)
 
 /* ---- the real Unix-socket stream --------------------------------------------- */
 
+/* A guest-initiated connection, established, to a Unix socket pair's sv[0]. */
+static void fx_unix(struct fx *f, uint16_t type, int sv[2], struct stream *s)
+{
+	struct pkt_hdr req;
+
+	assert_int_equal(socketpair(AF_UNIX, type == VSOCK_TYPE_STREAM ? SOCK_STREAM : SOCK_SEQPACKET,
+				    0, sv),
+			 0);
+	fx_params(f, type, 4096);
+	f->local_port = HOST_PORT;
+	stream_unix_init(s, sv[0]);
+	req = gh(f, VSOCK_OP_REQUEST, 0, 0);
+	f->c = conn_new_peer(&f->par, &req, s);
+	assert_int_equal(g_recv(f, RXBUF, NULL), VSOCK_OP_RESPONSE);
+}
+
 static void test_unix_stream(void **state)
 {
 	struct fx f;
-	struct pkt_hdr h, req;
+	struct pkt_hdr h;
 	struct stream s;
 	char buf[64];
 	int sv[2];
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	fx_params(&f, VSOCK_TYPE_STREAM, 4096);
-	f.local_port = HOST_PORT;
-	stream_unix_init(&s, sv[0]);
-	req = gh(&f, VSOCK_OP_REQUEST, 0, 0);
-	f.c = conn_new_peer(&f.par, &req, &s);
-	assert_int_equal(g_recv(&f, RXBUF, NULL), VSOCK_OP_RESPONSE);
+	fx_unix(&f, VSOCK_TYPE_STREAM, sv, &s);
 	assert_int_equal(g_send(&f, VSOCK_OP_RW, "ping", 4, 0), 0);
 	assert_int_equal(read(sv[1], buf, sizeof(buf)), 4);
 	assert_memory_equal(buf, "ping", 4);
@@ -1015,22 +1065,37 @@ static void test_unix_stream(void **state)
 	ms_free(f.ms);
 }
 
+/*
+ * vsock_test 6.12 "SOCK_STREAM SHUT_RD" through a forwarding daemon: the
+ * guest's shutdown(SHUT_RD) makes the host program's send fail with EPIPE.
+ */
+static void test_guest_shutdown_rcv_host_send_fails(void **state)
+{
+	struct fx f;
+	struct stream s;
+	int sv[2];
+
+	(void)state;
+	fx_unix(&f, VSOCK_TYPE_STREAM, sv, &s);
+	assert_int_equal(send(sv[1], "a", 1, MSG_NOSIGNAL), 1);
+	assert_int_equal(g_send(&f, VSOCK_OP_SHUTDOWN, NULL, 0, VSOCK_SHUTDOWN_RCV), 0);
+	assert_int_equal(send(sv[1], "b", 1, MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPIPE);
+	conn_free(f.c);
+	close(sv[1]);
+	ms_free(f.ms);
+}
+
 static void test_unix_seqpacket(void **state)
 {
 	struct fx f;
-	struct pkt_hdr h, req;
+	struct pkt_hdr h;
 	struct stream s;
 	char buf[64];
 	int sv[2];
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	fx_params(&f, VSOCK_TYPE_SEQPACKET, 4096);
-	f.local_port = HOST_PORT;
-	stream_unix_init(&s, sv[0]);
-	req = gh(&f, VSOCK_OP_REQUEST, 0, 0);
-	f.c = conn_new_peer(&f.par, &req, &s);
-	assert_int_equal(g_recv(&f, RXBUF, NULL), VSOCK_OP_RESPONSE);
+	fx_unix(&f, VSOCK_TYPE_SEQPACKET, sv, &s);
 	assert_int_equal(g_send(&f, VSOCK_OP_RW, "ab", 2, 0), 0);
 	assert_int_equal(g_send(&f, VSOCK_OP_RW, "cd", 2, VSOCK_SEQ_EOM | VSOCK_SEQ_EOR), 0);
 	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), 4);
@@ -1069,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_host_eof_half_close),
 		cmocka_unit_test(test_guest_close_is_one_close),
 		cmocka_unit_test(test_guest_shutdown_rcv_stops_reads),
+		cmocka_unit_test(test_guest_shutdown_rcv_host_send_fails),
 		cmocka_unit_test(test_close_timeout),
 		cmocka_unit_test(test_connect_timeout),
 		cmocka_unit_test(test_close_other_states),
@@ -1077,6 +1143,7 @@ int main(void)
 		cmocka_unit_test(test_small_rx_buffers),
 		cmocka_unit_test(test_seq_guest_fragments),
 		cmocka_unit_test(test_seq_guest_blocked_host),
+		cmocka_unit_test(test_seq_guest_many_small_messages),
 		cmocka_unit_test(test_seq_half_message_then_shutdown),
 		cmocka_unit_test(test_seq_host_messages),
 		cmocka_unit_test(test_seq_host_credit_limited),

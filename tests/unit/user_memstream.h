@@ -34,6 +34,7 @@ struct memstream {
 	int writes;               /* writev() calls that moved bytes */
 	int shut_err;
 	int shutdowns;
+	int rd_shutdowns;          /* shutdown_rd() calls */
 	/* host → connection */
 	uint8_t *in;
 	size_t in_len, in_off, in_cap;
@@ -135,6 +136,12 @@ static inline int ms_shutdown_wr(struct stream *s)
 	return m->shut_err;
 }
 
+static inline int ms_shutdown_rd(struct stream *s)
+{
+	((struct memstream *)s->ctx)->rd_shutdowns++;
+	return 0;
+}
+
 static inline void ms_close(struct stream *s)
 {
 	((struct memstream *)s->ctx)->closes++;
@@ -145,6 +152,7 @@ static const struct stream_ops ms_ops = {
 	.peek_len = ms_peek_len,
 	.writev = ms_writev,
 	.shutdown_wr = ms_shutdown_wr,
+	.shutdown_rd = ms_shutdown_rd,
 	.close = ms_close,
 };
 

@@ -139,6 +139,7 @@ static void release_host(struct conn *c)
 	c->tx = (struct conn_txbuf){ 0 };
 	free(c->seq_out.data);
 	c->seq_out = (struct conn_seq_out){ 0 };
+	free(c->seq_in.msgs);
 	c->seq_in = (struct conn_seq_in){ 0 };
 	c->host_readable = false;
 	c->deadline_ms = 0;
@@ -239,15 +240,45 @@ static int flush_stream(struct conn *c)
 	return 0;
 }
 
+/*
+ * Queue a complete message of @len bytes (already in the txbuf) for the
+ * host, growing the ring when it is full. Return: 0 or -errno.
+ */
+static int seq_queue(struct conn *c, uint32_t len, bool eor)
+{
+	struct conn_seq_in *q = &c->seq_in;
+
+	if (q->count == q->cap) {
+		/* count <= bytes held <= txbuf_max(): a bigger ring means a bug */
+		uint64_t cap = q->cap ? 2ull * q->cap : CONN_SEQ_MIN_MSGS;
+		uint32_t *m;
+
+		if (q->cap >= txbuf_max(c))
+			return -ENOBUFS;
+		m = malloc((size_t)cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < q->count; i++)
+			m[i] = q->msgs[(q->head + i) % q->cap];
+		free(q->msgs);
+		q->msgs = m;
+		q->cap = (uint32_t)cap;
+		q->head = 0;
+	}
+	q->msgs[(q->head + q->count) % q->cap] = len | (eor ? CONN_SEQ_EOR : 0);
+	q->count++;
+	return 0;
+}
+
 static int flush_seq(struct conn *c)
 {
 	struct conn_seq_in *q = &c->seq_in;
 
 	while (q->count) {
-		uint32_t l = q->msg_len[q->head];
+		uint32_t l = q->msgs[q->head] & ~CONN_SEQ_EOR;
 		struct iovec v = { c->tx.data + c->tx.off, l };
 		ssize_t n = c->host.ops->writev(&c->host, &v, 1,
-						q->msg_eor[q->head] ? STREAM_F_EOR : 0);
+						(q->msgs[q->head] & CONN_SEQ_EOR) ? STREAM_F_EOR : 0);
 
 		if (n == -EAGAIN)
 			return 0;
@@ -256,9 +287,12 @@ static int flush_seq(struct conn *c)
 		if ((size_t)n != l)
 			return -EMSGSIZE; /* a message socket moves whole messages */
 		tx_consumed(c, l);
-		q->head = (q->head + 1) % CONN_SEQ_MAX_MSGS;
+		q->head = (q->head + 1) % q->cap;
 		q->count--;
 	}
+	/* a burst's ring is not kept for the connection's lifetime */
+	free(q->msgs);
+	*q = (struct conn_seq_in){ .partial = q->partial };
 	return 0;
 }
 
@@ -311,6 +345,17 @@ static int conn_progress(struct conn *c, uint64_t now_ms)
 		int rc = c->host.ops->shutdown_wr(&c->host);
 
 		c->host_wr_shut = true;
+		if (rc < 0)
+			return conn_reset(c, rc);
+	}
+	/*
+	 * The guest's RCV shutdown alone makes the host's sends fail (EPIPE),
+	 * as against a peer socket; closing both ways gets the close above.
+	 */
+	if (c->peer_shut == VSOCK_SHUTDOWN_RCV && !c->host_rd_shut && c->host.ops) {
+		int rc = c->host.ops->shutdown_rd(&c->host);
+
+		c->host_rd_shut = true;
 		if (rc < 0)
 			return conn_reset(c, rc);
 	}
@@ -422,14 +467,12 @@ static int rw_seq(struct conn *c, const struct pkt_hdr *h, const struct iovec *p
 		if (rc != -EAGAIN)
 			return rc;
 	}
-	if (q->count == CONN_SEQ_MAX_MSGS)
-		return -ENOBUFS;
 	rc = txbuf_append_iov(&c->tx, payload, n, 0, h->len, txbuf_max(c));
 	if (rc < 0)
 		return rc;
-	q->msg_len[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = total;
-	q->msg_eor[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = eor;
-	q->count++;
+	rc = seq_queue(c, total, eor);
+	if (rc < 0)
+		return rc;
 	q->partial = 0;
 	return 0;
 }
@@ -533,11 +576,9 @@ static int conn_send_ok(struct conn *c, uint64_t now_ms)
 	c->tx.pre += (uint32_t)n;
 	if (c->type == VSOCK_TYPE_SEQPACKET) {
 		/* a message socket gets the line as its first message (tx was empty) */
-		struct conn_seq_in *q = &c->seq_in;
-
-		q->msg_len[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = (uint32_t)n;
-		q->msg_eor[(q->head + q->count) % CONN_SEQ_MAX_MSGS] = false;
-		q->count++;
+		rc = seq_queue(c, (uint32_t)n, false);
+		if (rc < 0)
+			return conn_reset(c, rc);
 	}
 	rc = flush_host(c);
 	if (rc < 0)

@@ -37,7 +37,7 @@
  * than that are split; only the last fragment carries EOM/EOR.
  *
  * Bounds: per connection at most buf_alloc (+16) bytes toward the host,
- * CONN_SEQ_MAX_MSGS complete messages waiting for a SEQPACKET host, and one
+ * one message per byte of it waiting for a SEQPACKET host, and one
  * host message (≤ min(buf_alloc, guest buf_alloc)) being fragmented toward
  * the guest. Control replies coalesce in bits, so CREDIT_REQUEST floods
  * cost nothing.
@@ -59,8 +59,13 @@
 #define CONN_DEFAULT_BUF_ALLOC (256u * 1024) /* Linux's vsock default: the guest's send window */
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 2000u /* Firecracker's REQUEST timeout */
 #define CONN_DEFAULT_CLOSE_TIMEOUT_MS 8000u   /* Linux's VSOCK_CLOSE_TIMEOUT */
-/* Complete guest messages held for a SEQPACKET host that is not reading. */
-#define CONN_SEQ_MAX_MSGS 16u
+/*
+ * Complete guest messages held for a SEQPACKET host that is not reading:
+ * their ring starts this big and doubles as needed. The guest's credit
+ * bounds it (an empty message is dropped, so at most one message per byte
+ * held); a fixed limit would reset a guest that stays within its credit.
+ */
+#define CONN_SEQ_MIN_MSGS 16u
 /* "OK 4294967295\n" fits. */
 #define CONN_PREAMBLE_MAX 16u
 
@@ -115,10 +120,13 @@ struct conn_txbuf {
 	uint32_t pre;  /* leading bytes that are our "OK" line, not guest payload */
 };
 
-/* SEQPACKET guest → host: lengths of complete messages in the txbuf. */
+/* A queued message's length (< CONN_TABLE_MAX_BUF_ALLOC + 16), or'd with: */
+#define CONN_SEQ_EOR 0x80000000u /* the message ends a record */
+
+/* SEQPACKET guest → host: the complete messages in the txbuf, in order. */
 struct conn_seq_in {
-	uint32_t msg_len[CONN_SEQ_MAX_MSGS];
-	bool msg_eor[CONN_SEQ_MAX_MSGS];
+	uint32_t *msgs; /* ring of cap entries; NULL while none waits */
+	uint32_t cap;
 	uint32_t head;
 	uint32_t count;
 	uint32_t partial; /* bytes of the unfinished message at the txbuf's tail */
@@ -144,6 +152,7 @@ struct conn {
 	uint8_t local_shut;    /* VSOCK_SHUTDOWN_* we announced or will */
 	uint8_t peer_shut;     /* VSOCK_SHUTDOWN_* the guest announced */
 	bool host_wr_shut;     /* shutdown_wr() done on the host stream */
+	bool host_rd_shut;     /* shutdown_rd() done on the host stream */
 	bool host_readable;    /* host said readable and no read hit -EAGAIN since */
 	bool host_bulk;        /* the last host read filled more than one buffer: batch the next */
 	bool announced;        /* the guest has heard of this connection */

@@ -188,6 +188,14 @@ static int ep_shutdown_wr(struct stream *s)
 	return ep->inner.ops->shutdown_wr(&ep->inner);
 }
 
+static int ep_shutdown_rd(struct stream *s)
+{
+	struct hostep *ep = s->ctx;
+
+	ep_mark(ep);
+	return ep->inner.ops->shutdown_rd(&ep->inner);
+}
+
 static void ep_close(struct stream *s)
 {
 	struct hostep *ep = s->ctx;
@@ -204,6 +212,7 @@ static const struct stream_ops ep_ops = {
 	.peek_len = ep_peek_len,
 	.writev = ep_writev,
 	.shutdown_wr = ep_shutdown_wr,
+	.shutdown_rd = ep_shutdown_rd,
 	.close = ep_close,
 };
 

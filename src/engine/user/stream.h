@@ -37,6 +37,8 @@ struct stream_ops {
 	ssize_t (*writev)(struct stream *s, const struct iovec *iov, int niov, unsigned int flags);
 	/* no more writes from us (SHUT_WR); 0 or -errno */
 	int (*shutdown_wr)(struct stream *s);
+	/* no more reads by us (SHUT_RD): the host's sends fail; 0 or -errno */
+	int (*shutdown_rd)(struct stream *s);
 	void (*close)(struct stream *s);
 };
 

@@ -72,6 +72,11 @@ static int unix_shutdown_wr(struct stream *s)
 	return shutdown(s->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
+static int unix_shutdown_rd(struct stream *s)
+{
+	return shutdown(s->fd, SHUT_RD) < 0 ? -errno : 0;
+}
+
 static void unix_close(struct stream *s)
 {
 	close(s->fd);
@@ -83,6 +88,7 @@ const struct stream_ops stream_unix_ops = {
 	.peek_len = unix_peek_len,
 	.writev = unix_writev,
 	.shutdown_wr = unix_shutdown_wr,
+	.shutdown_rd = unix_shutdown_rd,
 	.close = unix_close,
 };
 

@@ -108,6 +108,11 @@ static int vsock_shutdown_wr(struct stream *s)
 	return stream_unix_ops.shutdown_wr(s);
 }
 
+static int vsock_shutdown_rd(struct stream *s)
+{
+	return stream_unix_ops.shutdown_rd(s);
+}
+
 static void vsock_close(struct stream *s)
 {
 	free(s->ctx);
@@ -120,6 +125,7 @@ const struct stream_ops stream_vsock_ops = {
 	.peek_len = vsock_peek_len,
 	.writev = vsock_writev,
 	.shutdown_wr = vsock_shutdown_wr,
+	.shutdown_rd = vsock_shutdown_rd,
 	.close = vsock_close,
 };
 
