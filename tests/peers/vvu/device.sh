@@ -28,6 +28,8 @@
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR source=../rig/lib.sh
 . "$(dirname "$0")/../rig/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../rig/guest-verdict.sh
+. "$(dirname "$0")/../rig/guest-verdict.sh"
 
 W=/tmp
 cid=3 bytes=$((16 << 20)) bulk=$((16 << 20)) boot_wait=240 faults='oversize:3 bad-layout:0 vring-index:0 reset:5'
@@ -53,24 +55,7 @@ while [ $# -gt 0 ]; do
 	shift 2 || { echo "device: $1 needs a value" && exit 2; }
 done
 
-passed=0 failed=0 engine=setup
-pass() {
-	passed=$((passed + 1))
-	echo "PASS: $engine/$1${2:+ ($2)}"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $engine/$1: $2"
-}
-info() { echo "INFO: $*"; }
-
-pids=()
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
+verdict_prefix='setup/'
 
 finish() {
 	echo "vvu-device: $passed passed, $failed failed"
@@ -298,7 +283,7 @@ kernel_stop() {
 # so it is also the fault cases' "next session works").
 kernel_restart() {
 	local lpid lrc xrc
-	engine=kernel-engine
+	verdict_prefix='kernel-engine/'
 	"$xfer" listen "$P2" $((1 << 20)) --wait "$boot_wait" --timeout 120 --peer "$cid" \
 		>"$W/xfer-listen-2.log" 2>&1 &
 	lpid=$!
@@ -344,7 +329,7 @@ fault_case() { # NAME AT N
 # must never meet the restart check's listeners.
 fault_sessions() {
 	local n=10 f
-	engine=faults
+	verdict_prefix='faults/'
 	for f in $faults; do
 		fault_case "${f%%:*}" "${f#*:}" "$n"
 		n=$((n + 1))
@@ -356,7 +341,7 @@ fault_sessions() {
 
 user_engine() {
 	local hpid n=20 c line
-	engine=user-engine
+	verdict_prefix='user-engine/'
 	daemon_start "$W/daemon-user.log" --cid "$cid" --uds-path "$W/vvu.vsock" || return
 	"$peer" --uds "$W/vvu.vsock" --timeout 600 >"$W/host-peer.log" 2>&1 &
 	hpid=$!
@@ -373,7 +358,7 @@ user_engine() {
 	while IFS= read -r line; do
 		case $line in
 		PASS:*) pass "${line#PASS: }" ;;
-		FAIL:*) failed=$((failed + 1)); echo "FAIL: $engine/${line#FAIL: }" ;;
+		FAIL:*) failed=$((failed + 1)); echo "FAIL: $verdict_prefix${line#FAIL: }" ;;
 		esac
 	done <"$W/sibling-user.verdicts"
 	[ -s "$W/sibling-user.verdicts" ] || fail sibling "no verdicts from the guest program"
@@ -403,7 +388,7 @@ if ! { ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add 
 fi
 info "device VM $(uname -r); daemon $daemon --vfio $bdf; vsock_test lists $vt_cases cases"
 bind_vfio || finish
-engine=kernel-engine
+verdict_prefix='kernel-engine/'
 daemon_start "$W/daemon-kernel.log" --cid "$cid" || finish
 t=$(rig_now)
 kernel_data
@@ -416,7 +401,7 @@ if kernel_stop; then
 	kernel_restart
 	info "phase: restart $(rig_elapsed "$t") s"
 fi
-engine=kernel-engine
+verdict_prefix='kernel-engine/'
 daemon_stop
 t=$(rig_now)
 user_engine
