@@ -36,12 +36,10 @@
 #
 # Environment: VUV_BUILD (default <repo>/build/gcc; must hold a static
 # tests/peers/nested_xfer), VUV_CACHE, VUV_LOGS (rig/lib.sh),
-# VUV_NESTED_TIMEOUT (host limit for L1, s, default 1500; 2700 with 6.12,
-# 2400 with --forward),
-# VUV_NESTED_GUEST_TIMEOUT (in-L1 limit for l1.sh, s, default 1440; 2640;
-# 2340),
+# VUV_NESTED_TIMEOUT (host limit for L1, s, default 2400; 2700 with 6.12),
+# VUV_NESTED_GUEST_TIMEOUT (in-L1 limit for l1.sh, s, default 2340; 2640),
 # VUV_NESTED_BOOT_WAIT (how long L1 waits for an L2 to boot, s, default
-# 600; 900 with 6.12 or --forward),
+# 900),
 # VUV_NESTED_BYTES (bytes each way in the big transfers, default 16 MiB),
 # VUV_NESTED_L2_QUIET=0 (L2's kernel log on the console, for diagnosis),
 # VUV_PEER_VERBOSE=1 (echo the console live), VUV_QEMU (host: QEMU 7.2 at
@@ -111,18 +109,13 @@ if [ "$VUV_KERNEL" = 6.12 ]; then
 	host_limit=${VUV_NESTED_TIMEOUT:-2700}
 	guest_limit=${VUV_NESTED_GUEST_TIMEOUT:-2640}
 	l2_extra=cryptomgr.notests
-elif [ "$mode" = forward ]; then
+else
 	# At load average 17-30 an L2 6.1 took 757 s to boot (its kernel 370 s
-	# of guest time to reach init); --forward boots two L2s, one after the other.
+	# of guest time to reach init), and under QEMU 11.1 over 600 s at
+	# 12-16 (7.2 + 6.1: 110-156 s at 4-8); each run boots two L2s.
 	boot_wait=${VUV_NESTED_BOOT_WAIT:-900}
 	host_limit=${VUV_NESTED_TIMEOUT:-2400}
 	guest_limit=${VUV_NESTED_GUEST_TIMEOUT:-2340}
-	l2_extra=''
-else
-	# 300 s were too short for an L2 6.1 at load average 27 (11.1 + 6.1).
-	boot_wait=${VUV_NESTED_BOOT_WAIT:-600}
-	host_limit=${VUV_NESTED_TIMEOUT:-1500}
-	guest_limit=${VUV_NESTED_GUEST_TIMEOUT:-1440}
 	l2_extra=''
 fi
 # Log and image names: the plain ones for the default peers.
