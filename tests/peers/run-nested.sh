@@ -42,6 +42,9 @@
 # 900),
 # VUV_NESTED_BYTES (bytes each way in the big transfers, default 16 MiB),
 # VUV_NESTED_L2_QUIET=0 (L2's kernel log on the console, for diagnosis),
+# VUV_NESTED_FWD_SKIP_IDS (--forward, diagnosis: more vsock_test case ids
+# to skip in both directions, '+'-joined, e.g. 6+11: to see the cases after
+# a failing one; such a skip counts as not ok, so the run still fails),
 # VUV_PEER_VERBOSE=1 (echo the console live), VUV_QEMU (host: QEMU 7.2 at
 # both levels, default; sid: QEMU 11.1 from rig/sid-chroot.sh at both
 # levels, L1 running the chroot it sees through 9p) and VUV_KERNEL (6.1,
@@ -162,6 +165,7 @@ run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout "$guest_limit" --dump /t
 	"$nested_dir/l1.sh" --daemon "$daemon" --xfer "$xfer" --vsock-test "$vt" \
 	--kernel "$VMLINUX" --initrd "$l2_initrd" --cid 3 --bytes "$bytes" \
 	--l2-quiet "${VUV_NESTED_L2_QUIET:-1}" --boot-wait "$boot_wait" ${l2_extra:+--l2-extra "$l2_extra"} --mode "$mode" \
+	--fwd-extra-skips "${VUV_NESTED_FWD_SKIP_IDS:--}" \
 	${l1_sid_root:+--sid-root "$l1_sid_root"}) ||
 	fail "a path cannot be passed to the guest"
 # L1 sees the chroot read-only: its mount points must exist already.

@@ -56,7 +56,7 @@ set -uo pipefail
 
 W=/tmp
 cid=3 bytes=$((16 << 20)) small=$((1 << 20)) boot_wait=300
-mode=kernel daemon='' xfer='' vt='' kernel='' initrd='' sid_root='' l2_quiet=quiet l2_extra=''
+mode=kernel fwd_extra=- daemon='' xfer='' vt='' kernel='' initrd='' sid_root='' l2_quiet=quiet l2_extra=''
 P1=5101 Q1=5102 P2=5201 Q2=5202 CTL_FWD=5000 CTL_REV=5001
 # "Flat": the daemon is off the data path, so a transfer of BYTES each way
 # may cost it at most this much (a daemon on the data path would wake per
@@ -77,6 +77,7 @@ while [ $# -gt 0 ]; do
 	--l2-quiet) [ "$2" = 0 ] && l2_quiet=loglevel=7 ;;
 	--l2-extra) l2_extra=" ${2//+/ }" ;;
 	--mode) mode=$2 ;;
+	--fwd-extra-skips) fwd_extra=$2 ;;
 	*) echo "l1: unknown argument $1" && exit 2 ;;
 	esac
 	shift 2 || { echo "l1: $1 needs a value" && exit 2; }
@@ -481,6 +482,8 @@ fwd_skip_ids() {
 	fwd_skips "$1" >"$W/vt-skips-$1.txt"
 	ids=$(awk -F '\t' 'NR == FNR { skip[$1] = 1; next }
 		$1 ~ /^[0-9]+$/ && ($2 in skip) { print $1 }' "$W/vt-skips-$1.txt" "$W/vt-list.txt" | paste -sd+)
+	# Diagnosis only: cases skipped on request count as not ok (judge_vt_cases).
+	[ "$fwd_extra" = - ] || ids=${ids:+$ids+}$fwd_extra
 	echo "${ids:--}"
 }
 
