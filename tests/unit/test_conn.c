@@ -596,6 +596,25 @@ static void test_guest_shutdown_rcv_stops_reads(void **state)
 	fx_done(&f);
 }
 
+/* The host socket's own buffer follows the guest's, once per change, capped. */
+static void test_host_buffer_follows_guest(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_established(&f, VSOCK_TYPE_SEQPACKET, 4096);
+	assert_int_equal(f.ms->buf_size, 65536); /* the guest's from the start */
+	f.g_buf_alloc = 2u << 20;                /* SO_VM_SOCKETS_BUFFER_SIZE in the guest */
+	assert_int_equal(g_send(&f, VSOCK_OP_CREDIT_UPDATE, NULL, 0, 0), 0);
+	assert_int_equal(f.ms->buf_size, 2u << 20);
+	assert_int_equal(g_send(&f, VSOCK_OP_RW, "m", 1, VSOCK_SEQ_EOM), 0);
+	assert_int_equal(f.ms->buf_sets, 2);
+	f.g_buf_alloc = UINT32_MAX;
+	assert_int_equal(g_send(&f, VSOCK_OP_CREDIT_UPDATE, NULL, 0, 0), 0);
+	assert_int_equal(f.ms->buf_size, CONN_HOST_BUF_MAX);
+	fx_done(&f);
+}
+
 static void test_close_timeout(void **state)
 {
 	struct fx f;
@@ -1135,6 +1154,7 @@ int main(void)
 		cmocka_unit_test(test_guest_close_is_one_close),
 		cmocka_unit_test(test_guest_shutdown_rcv_stops_reads),
 		cmocka_unit_test(test_guest_shutdown_rcv_host_send_fails),
+		cmocka_unit_test(test_host_buffer_follows_guest),
 		cmocka_unit_test(test_close_timeout),
 		cmocka_unit_test(test_connect_timeout),
 		cmocka_unit_test(test_close_other_states),

@@ -35,6 +35,8 @@ struct memstream {
 	int shut_err;
 	int shutdowns;
 	int rd_shutdowns;          /* shutdown_rd() calls */
+	uint32_t buf_size;         /* last set_buffer_size() */
+	int buf_sets;              /* set_buffer_size() calls */
 	/* host → connection */
 	uint8_t *in;
 	size_t in_len, in_off, in_cap;
@@ -142,6 +144,15 @@ static inline int ms_shutdown_rd(struct stream *s)
 	return 0;
 }
 
+static inline int ms_set_buffer_size(struct stream *s, uint32_t bytes)
+{
+	struct memstream *m = s->ctx;
+
+	m->buf_size = bytes;
+	m->buf_sets++;
+	return 0;
+}
+
 static inline void ms_close(struct stream *s)
 {
 	((struct memstream *)s->ctx)->closes++;
@@ -153,6 +164,7 @@ static const struct stream_ops ms_ops = {
 	.writev = ms_writev,
 	.shutdown_wr = ms_shutdown_wr,
 	.shutdown_rd = ms_shutdown_rd,
+	.set_buffer_size = ms_set_buffer_size,
 	.close = ms_close,
 };
 

@@ -185,6 +185,28 @@ static struct conn *conn_alloc(const struct conn_params *par, const struct strea
 	return c;
 }
 
+/*
+ * A host AF_VSOCK socket takes on the guest's buffer size (at most
+ * CONN_HOST_BUF_MAX): Linux caps a sender's bytes in flight by its own
+ * buffer, so the daemon's socket must let through what the guest's own
+ * socket would (vsock_test 6.12 "SOCK_SEQPACKET msg bounds": 768 KiB sent
+ * with 2 MiB buffers before the peer reads stalled at the default 256 KiB).
+ */
+static void mirror_buf_size(struct conn *c)
+{
+	uint32_t want = c->cr.peer_buf_alloc < CONN_HOST_BUF_MAX ? c->cr.peer_buf_alloc
+								  : CONN_HOST_BUF_MAX;
+	int rc;
+
+	if (!c->host.ops || !c->host.ops->set_buffer_size || want == c->host_buf_size)
+		return;
+	c->host_buf_size = want;
+	rc = c->host.ops->set_buffer_size(&c->host, want);
+	if (rc < 0)
+		log_debug("vsock %u<->%u: host buffer size %u: %s", c->local_port, c->peer_port, want,
+			  strerror(-rc));
+}
+
 struct conn *conn_new_peer(const struct conn_params *par, const struct pkt_hdr *req,
 			   const struct stream *host)
 {
@@ -196,6 +218,7 @@ struct conn *conn_new_peer(const struct conn_params *par, const struct pkt_hdr *
 	c->rxops = CONN_RXOP_RESPONSE;
 	c->announced = true;
 	credit_peer_update(&c->cr, req->buf_alloc, req->fwd_cnt);
+	mirror_buf_size(c);
 	return c;
 }
 
@@ -659,6 +682,7 @@ int conn_recv(struct conn *c, const struct pkt_hdr *h, const struct iovec *paylo
 	if (!credit_peer_update(&c->cr, h->buf_alloc, h->fwd_cnt))
 		log_debug("vsock %u<->%u: ignoring fwd_cnt %u (sent %u, acked %u)", c->local_port,
 			  c->peer_port, h->fwd_cnt, c->cr.tx_cnt, c->cr.peer_fwd_cnt);
+	mirror_buf_size(c);
 	switch (c->state) {
 	case CONN_LOCAL_INIT:
 		return conn_recv_local_init(c, h, now_ms);

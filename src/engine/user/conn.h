@@ -66,6 +66,8 @@
  * held); a fixed limit would reset a guest that stays within its credit.
  */
 #define CONN_SEQ_MIN_MSGS 16u
+/* The most of the guest's buffer size a host AF_VSOCK socket takes on. */
+#define CONN_HOST_BUF_MAX (16u << 20)
 /* "OK 4294967295\n" fits. */
 #define CONN_PREAMBLE_MAX 16u
 
@@ -153,6 +155,7 @@ struct conn {
 	uint8_t peer_shut;     /* VSOCK_SHUTDOWN_* the guest announced */
 	bool host_wr_shut;     /* shutdown_wr() done on the host stream */
 	bool host_rd_shut;     /* shutdown_rd() done on the host stream */
+	uint32_t host_buf_size; /* last set_buffer_size() on the host stream; 0: none */
 	bool host_readable;    /* host said readable and no read hit -EAGAIN since */
 	bool host_bulk;        /* the last host read filled more than one buffer: batch the next */
 	bool announced;        /* the guest has heard of this connection */

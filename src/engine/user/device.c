@@ -196,6 +196,15 @@ static int ep_shutdown_rd(struct stream *s)
 	return ep->inner.ops->shutdown_rd(&ep->inner);
 }
 
+static int ep_set_buffer_size(struct stream *s, uint32_t bytes)
+{
+	struct hostep *ep = s->ctx;
+
+	if (!ep->inner.ops->set_buffer_size)
+		return 0;
+	return ep->inner.ops->set_buffer_size(&ep->inner, bytes);
+}
+
 static void ep_close(struct stream *s)
 {
 	struct hostep *ep = s->ctx;
@@ -213,6 +222,7 @@ static const struct stream_ops ep_ops = {
 	.writev = ep_writev,
 	.shutdown_wr = ep_shutdown_wr,
 	.shutdown_rd = ep_shutdown_rd,
+	.set_buffer_size = ep_set_buffer_size,
 	.close = ep_close,
 };
 

@@ -39,6 +39,8 @@ struct stream_ops {
 	int (*shutdown_wr)(struct stream *s);
 	/* no more reads by us (SHUT_RD): the host's sends fail; 0 or -errno */
 	int (*shutdown_rd)(struct stream *s);
+	/* NULL where it means nothing: the socket's own buffer size; 0 or -errno */
+	int (*set_buffer_size)(struct stream *s, uint32_t bytes);
 	void (*close)(struct stream *s);
 };
 

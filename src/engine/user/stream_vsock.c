@@ -113,6 +113,20 @@ static int vsock_shutdown_rd(struct stream *s)
 	return stream_unix_ops.shutdown_rd(s);
 }
 
+/*
+ * Linux (Debian's 6.12.117 on) caps a sender's bytes in flight by its own
+ * buffer as well as the peer's: the maximum first, since it bounds the size.
+ */
+static int vsock_set_buffer_size(struct stream *s, uint32_t bytes)
+{
+	unsigned long long v = bytes;
+
+	if (setsockopt(s->fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &v, sizeof(v)) < 0 ||
+	    setsockopt(s->fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &v, sizeof(v)) < 0)
+		return -errno;
+	return 0;
+}
+
 static void vsock_close(struct stream *s)
 {
 	free(s->ctx);
@@ -126,6 +140,7 @@ const struct stream_ops stream_vsock_ops = {
 	.writev = vsock_writev,
 	.shutdown_wr = vsock_shutdown_wr,
 	.shutdown_rd = vsock_shutdown_rd,
+	.set_buffer_size = vsock_set_buffer_size,
 	.close = vsock_close,
 };
 
