@@ -41,6 +41,7 @@ struct memstream {
 	bool in_eor[MS_MAX_MSGS];
 	unsigned int in_head, in_nmsg;
 	bool in_eof;
+	bool peer_closed;         /* with in_eof: the host closed, not half-closed */
 	int read_err;
 	int closes;
 };
@@ -135,6 +136,11 @@ static inline int ms_shutdown_wr(struct stream *s)
 	return m->shut_err;
 }
 
+static inline bool ms_peer_closed(struct stream *s)
+{
+	return ((struct memstream *)s->ctx)->peer_closed;
+}
+
 static inline void ms_close(struct stream *s)
 {
 	((struct memstream *)s->ctx)->closes++;
@@ -145,6 +151,7 @@ static const struct stream_ops ms_ops = {
 	.peek_len = ms_peek_len,
 	.writev = ms_writev,
 	.shutdown_wr = ms_shutdown_wr,
+	.peer_closed = ms_peer_closed,
 	.close = ms_close,
 };
 

@@ -188,6 +188,13 @@ static int ep_shutdown_wr(struct stream *s)
 	return ep->inner.ops->shutdown_wr(&ep->inner);
 }
 
+static bool ep_peer_closed(struct stream *s)
+{
+	struct hostep *ep = s->ctx;
+
+	return ep->inner.ops->peer_closed(&ep->inner);
+}
+
 static void ep_close(struct stream *s)
 {
 	struct hostep *ep = s->ctx;
@@ -204,6 +211,7 @@ static const struct stream_ops ep_ops = {
 	.peek_len = ep_peek_len,
 	.writev = ep_writev,
 	.shutdown_wr = ep_shutdown_wr,
+	.peer_closed = ep_peer_closed,
 	.close = ep_close,
 };
 

@@ -17,6 +17,7 @@
 #ifndef ENGINE_USER_STREAM_H
 #define ENGINE_USER_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -37,6 +38,11 @@ struct stream_ops {
 	ssize_t (*writev)(struct stream *s, const struct iovec *iov, int niov, unsigned int flags);
 	/* no more writes from us (SHUT_WR); 0 or -errno */
 	int (*shutdown_wr)(struct stream *s);
+	/*
+	 * After the end of stream: whether the peer has stopped reading too
+	 * (closed, not just half-closed), so that a write of ours would fail.
+	 */
+	bool (*peer_closed)(struct stream *s);
 	void (*close)(struct stream *s);
 };
 

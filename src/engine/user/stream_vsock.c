@@ -108,6 +108,22 @@ static int vsock_shutdown_wr(struct stream *s)
 	return stream_unix_ops.shutdown_wr(s);
 }
 
+/*
+ * AF_VSOCK raises no POLLHUP for a peer that closed while data was still
+ * queued, but refuses any send, an empty one included, once the peer has
+ * shut its receive side: an empty send asks without moving a byte.
+ */
+static bool vsock_peer_closed(struct stream *s)
+{
+	struct msghdr m = { 0 };
+	ssize_t n;
+
+	do {
+		n = sendmsg(s->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 && errno == EPIPE;
+}
+
 static void vsock_close(struct stream *s)
 {
 	free(s->ctx);
@@ -120,6 +136,7 @@ const struct stream_ops stream_vsock_ops = {
 	.peek_len = vsock_peek_len,
 	.writev = vsock_writev,
 	.shutdown_wr = vsock_shutdown_wr,
+	.peer_closed = vsock_peer_closed,
 	.close = vsock_close,
 };
 
