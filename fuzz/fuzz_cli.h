@@ -15,7 +15,11 @@
 static inline void fz_check_vm(const struct vm_config *vm, const char *what)
 {
 	FZ_CHECK(vm->socket_path && vm->socket_path[0], "%s: accepted without a socket path", what);
-	FZ_CHECK(vm->uds_path && vm->uds_path[0], "%s: accepted without a uds path", what);
+	FZ_CHECK((vm->uds_path && vm->uds_path[0]) || vm->forward,
+		 "%s: accepted with neither a uds path nor forwarding", what);
+	FZ_CHECK(!vm->uds_path || vm->uds_path[0], "%s: accepted an empty uds path", what);
+	FZ_CHECK(vm->nforward_listen == 0 || vm->forward,
+		 "%s: accepted forward-listen without forward-cid", what);
 	FZ_CHECK(vm->cid >= 3 && vm->cid <= 0xfffffffeull, "%s: cid %llu accepted", what,
 		 (unsigned long long)vm->cid);
 	FZ_CHECK(vm->queue_size >= 1 && vm->queue_size <= 32768 &&

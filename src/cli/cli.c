@@ -110,7 +110,8 @@ void cli_usage(FILE *out)
 		"Usage:\n"
 		"  vhost-user-vsock (--socket-path PATH | --fd N | --vfio PCI-NAME) --cid N\n"
 		"                   [--vhost-socket PATH]\n"
-		"  vhost-user-vsock (--socket-path PATH | --fd N | --vfio PCI-NAME) --uds-path PATH\n"
+		"  vhost-user-vsock (--socket-path PATH | --fd N | --vfio PCI-NAME)\n"
+		"                   (--uds-path PATH | --forward-cid N | both)\n"
 		"                   [--guest-cid N] [userspace options]\n"
 		"  vhost-user-vsock --vm socket=PATH,uds-path=PATH[,guest-cid=N,...] [--vm ...]\n"
 		"  vhost-user-vsock --config FILE.yaml\n"
@@ -122,8 +123,9 @@ void cli_usage(FILE *out)
 		"A vhost-user virtio-vsock device back end. A VMM (QEMU, crosvm, ...) connects\n"
 		"to the socket (with --vfio: through a virtio-vhost-user device). Kernel engine (default): the guest's rings are handed to the\n"
 		"host's vhost-vsock device and data never passes through this daemon.\n"
-		"Userspace engine (--uds-path, --vm, --config): the daemon is the device and\n"
-		"maps guest connections to host Unix sockets (hybrid vsock).\n"
+		"Userspace engine (--uds-path, --forward-cid, --vm, --config): the daemon is the\n"
+		"device and maps guest connections to host Unix sockets (hybrid vsock) or to\n"
+		"host AF_VSOCK (forwarding).\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket-path, --socket PATH\n"
@@ -158,14 +160,15 @@ void cli_usage(FILE *out)
 		"                             latency for CPU time (default 0: off)\n"
 		"      --forward-cid N        userspace: guest connections to host port P go to\n"
 		"                             host AF_VSOCK (N, P) instead of PATH_P; N is 1\n"
-		"                             (this host's loopback), 2 or 3..4294967294\n"
+		"                             (this host's loopback), 2 or 3..4294967294;\n"
+		"                             without --uds-path: no hybrid sockets at all\n"
 		"      --forward-listen P1+P2 userspace, with --forward-cid: listen on host\n"
 		"                             AF_VSOCK port P (P/seqpacket: SOCK_SEQPACKET) and\n"
 		"                             connect each client to the guest's port P\n"
 		"      --socket-mode MODE     permissions of the socket files the daemon creates,\n"
 		"                             octal (default 0600: owner only)\n"
 		"      --vm KEY=VALUE,...     userspace: one device per --vm; keys socket, guest-cid,\n"
-		"                             uds-path, tx-buffer-size, queue-size, groups,\n"
+		"                             uds-path (or forward-cid), tx-buffer-size, queue-size, groups,\n"
 		"                             socket-mode, max-connections, max-pending-connects,\n"
 		"                             handshake-timeout-ms, connect-timeout-ms, poll-us,\n"
 		"                             forward-cid, forward-listen\n"
@@ -428,11 +431,6 @@ static int parse_one(int opt, const char *arg, struct single *s, struct config *
 
 static int check_kernel(struct single *s, struct config *cfg)
 {
-	if (s->fwd) {
-		cli_error("--forward-cid and --forward-listen belong to the userspace engine: add "
-			  "--uds-path PATH (the kernel engine's guest reaches host AF_VSOCK itself)");
-		return -EINVAL;
-	}
 	if (s->tx_buf || s->queue || s->groups || s->limits) {
 		cli_error("--tx-buffer-size, --queue-size, --groups, --poll-us and the connection "
 			  "limits belong to the userspace engine: add --uds-path PATH, or drop them");
@@ -483,11 +481,11 @@ static int check_single(struct single *s, struct config *cfg)
 {
 	if (check_source(s, cfg) < 0)
 		return -EINVAL;
-	if (!s->uds)
+	if (!s->uds && !s->fwd)
 		return check_kernel(s, cfg);
 	if (s->vhost) {
-		cli_error("--vhost-socket belongs to the kernel engine; --uds-path selects the "
-			  "userspace engine: give one of them");
+		cli_error("--vhost-socket belongs to the kernel engine; --uds-path and "
+			  "--forward-cid select the userspace engine: give one of them");
 		return -EINVAL;
 	}
 	if (cli_check_forward(&s->vm, "--forward-listen") < 0)
@@ -537,7 +535,7 @@ static int check_unique(const struct config *cfg)
 				return -EINVAL;
 			}
 			if (strcmp(a->socket_path, b->socket_path) == 0 ||
-			    strcmp(a->uds_path, b->uds_path) == 0) {
+			    (a->uds_path && b->uds_path && strcmp(a->uds_path, b->uds_path) == 0)) {
 				cli_error("devices %u and %u share a socket path", j, i);
 				return -EINVAL;
 			}

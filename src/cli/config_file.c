@@ -51,8 +51,8 @@ static int load_vm(yaml_document_t *doc, yaml_node_t *map, struct vm_config *vm,
 		if (rc < 0)
 			return rc;
 	}
-	if (!vm->socket_path || !vm->uds_path) {
-		cli_error("%s: 'socket' and 'uds_path' are required", origin);
+	if (!vm->socket_path) {
+		cli_error("%s: 'socket' is required", origin);
 		return -EINVAL;
 	}
 	return cli_check_forward(vm, origin);

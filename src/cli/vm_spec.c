@@ -342,6 +342,12 @@ int cli_vm_set(struct vm_config *vm, const char *origin, const char *key, const 
 
 int cli_check_forward(const struct vm_config *vm, const char *origin)
 {
+	/* as vhost-device-vsock 0.3: Unix sockets, host AF_VSOCK, or both */
+	if (!vm->uds_path && !vm->forward) {
+		cli_error("%s: uds-path or forward-cid is required (where host programs are "
+			  "reached: hybrid Unix sockets, or host AF_VSOCK)", origin);
+		return -EINVAL;
+	}
 	if (vm->nforward_listen && !vm->forward) {
 		cli_error("%s: forward-listen needs forward-cid (forwarding to host AF_VSOCK is "
 			  "configured by forward-cid)", origin);
@@ -371,10 +377,6 @@ int cli_parse_vm_spec(struct vm_config *vm, const char *spec)
 	free(copy);
 	if (rc == 0 && !vm->socket_path) {
 		cli_error("--vm '%s': socket=PATH is required", spec);
-		rc = -EINVAL;
-	}
-	if (rc == 0 && !vm->uds_path) {
-		cli_error("--vm '%s': uds-path=PATH is required", spec);
 		rc = -EINVAL;
 	}
 	if (rc == 0)

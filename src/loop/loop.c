@@ -52,16 +52,27 @@ int loop_mod(struct loop *l, struct loop_watch *w, uint32_t events)
 	return 0;
 }
 
-void loop_del(struct loop *l, struct loop_watch *w)
+static void cancel_pending(struct loop *l, struct loop_watch *w)
 {
-	if (w->fd < 0)
-		return;
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->fd = -1;
 	for (int i = 0; i < l->npending; i++) {
 		if (l->pending[i] == w)
 			l->pending[i] = NULL;
 	}
+}
+
+void loop_del(struct loop *l, struct loop_watch *w)
+{
+	if (w->fd < 0)
+		return;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	cancel_pending(l, w);
+}
+
+void loop_forget(struct loop *l, struct loop_watch *w)
+{
+	if (w->fd >= 0)
+		cancel_pending(l, w);
 }
 
 static int64_t mono_ns(void)

@@ -50,6 +50,14 @@ int loop_mod(struct loop *l, struct loop_watch *w, uint32_t events);
 void loop_del(struct loop *l, struct loop_watch *w);
 
 /**
+ * loop_forget() - stop watching a descriptor the caller closes right after
+ * and that is the only one of its open file (no dup, no fork): the close
+ * ends the registration, so no EPOLL_CTL_DEL is made. Pending events of
+ * the batch are cancelled as by loop_del().
+ */
+void loop_forget(struct loop *l, struct loop_watch *w);
+
+/**
  * loop_run() - dispatch events until loop_stop().
  * Return: 0 after loop_stop(), or a negative errno from epoll.
  */

@@ -371,7 +371,7 @@ static void test_refusals(void **state)
 	expect_error(f, line, "is already used by cid3");
 	expect_error(f, "vm add socket=/a,uds-path=/b,colour=blue", "unknown key 'colour'");
 	expect_error(f, "vm add socket=/a,uds-path=/b,guest-cid=2", "guest-cid '2'");
-	expect_error(f, "vm add socket=/a", "uds-path=PATH is required");
+	expect_error(f, "vm add socket=/a", "uds-path or forward-cid is required");
 	expect_error(f, "vm add socket=/a,uds-path=/b,groups=g1", "take no part in sibling routing");
 	/* refused before anything is opened: no AF_VSOCK socket on this machine */
 	expect_error(f, "vm add socket=/a,uds-path=/b,guest-cid=9,forward-cid=1",

@@ -491,6 +491,29 @@ static void test_half_close_host_first(void **state)
 	finish(f);
 }
 
+/*
+ * A host program's close() is not a half-close: the guest hears SHUTDOWN
+ * with both bits after the last byte (its send then fails with EPIPE), and
+ * its RST ends the connection.
+ */
+static void test_host_close_ends_both(void **state)
+{
+	struct tfe_vsock_conn *c;
+	struct fx *f = *state;
+	int fd;
+	char b;
+
+	assert_int_equal(start(f, 0, NULL, NULL), 0);
+	connect_to_guest(f, 6007, &fd, &c);
+	assert_int_equal(write(fd, "bye", 3), 3);
+	close(fd);
+	recv_exact(&f->g, c, "bye");
+	assert_int_equal(tfe_vsock_recv_wait(&f->g.vs, c, &b, 1, 5000), 0);
+	assert_int_equal(c->peer_shutdown, TFE_VSOCK_SHUTDOWN_BOTH);
+	tfe_vsock_close(&f->g.vs, c, 2000);
+	finish(f);
+}
+
 /* ---- RST rules ---- */
 
 static struct tfe_vsock_pkt pkt(uint64_t src_cid, uint32_t src, uint32_t dst, uint16_t type,
@@ -787,6 +810,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_no_rx_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close_guest_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close_host_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_close_ends_both, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rst_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seqpacket_guest_to_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seqpacket_host_to_guest, setup, teardown),

@@ -242,15 +242,17 @@ static void test_forward_errors(void **state)
 			fail_msg("forward-listen '%s' was accepted", bad_listen[i]);
 	}
 	{
-		/* the kernel engine has no forwarding; --forward-listen needs --forward-cid */
-		const char *k[] = { "--socket", "/a", "--cid", "3", "--forward-cid", "1", NULL };
+		/* --forward-listen needs --forward-cid; single-device options stay out of --vm;
+		 * the kernel engine has no forwarding */
 		const char *l[] = { "--socket", "/a", "--uds-path", "/u", "--forward-listen", "7",
 				    NULL };
 		const char *m[] = { "--vm", "socket=/a,uds-path=/u", "--forward-cid", "1", NULL };
+		const char *v[] = { "--socket", "/a", "--forward-cid", "1", "--vhost-socket", "/v",
+				    NULL };
 
-		assert_int_equal(parse(&cfg, k), CLI_USAGE);
 		assert_int_equal(parse(&cfg, l), CLI_USAGE);
 		assert_int_equal(parse(&cfg, m), CLI_USAGE);
+		assert_int_equal(parse(&cfg, v), CLI_USAGE);
 	}
 }
 
@@ -612,6 +614,37 @@ static void test_activation(void **state)
 	close(l);
 }
 
+/* Forwarding alone, as vhost-device-vsock 0.3 allows: no hybrid sockets. */
+static void test_forward_only(void **state)
+{
+	const char *single[] = { "--socket", "/a", "--cid", "3", "--forward-cid", "1",
+				 "--forward-listen", "9000", NULL };
+	const char *spec[] = { "--vm", "socket=/a,guest-cid=4,forward-cid=2", NULL };
+	const char *neither[] = { "--vm", "socket=/a,guest-cid=4", NULL };
+	const char *listen_only[] = { "--vm", "socket=/a,forward-listen=9", NULL };
+	char *path = write_file("vms:\n  - socket: /a\n    guest_cid: 5\n    forward_cid: 1\n");
+	const char *file[] = { "--config", path, NULL };
+	char err[512];
+	struct config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, single), CLI_RUN);
+	assert_int_equal(cfg.engine, ENGINE_USER);
+	assert_null(cfg.vms[0].uds_path);
+	assert_int_equal(cfg.vms[0].cid, 3);
+	assert_int_equal(cfg.vms[0].forward_cid, 1);
+	assert_int_equal(parse(&cfg, spec), CLI_RUN);
+	assert_null(cfg.vms[0].uds_path);
+	assert_int_equal(cfg.vms[0].forward_cid, 2);
+	assert_int_equal(parse(&cfg, file), CLI_RUN);
+	assert_null(cfg.vms[0].uds_path);
+	assert_int_equal(cfg.vms[0].cid, 5);
+	unlink(path);
+	assert_int_equal(parse_err(neither, err, sizeof(err)), CLI_USAGE);
+	assert_non_null(strstr(err, "uds-path or forward-cid is required"));
+	assert_int_equal(parse_err(listen_only, err, sizeof(err)), CLI_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_activation),
 		cmocka_unit_test(test_forward_options),
 		cmocka_unit_test(test_forward_errors),
+		cmocka_unit_test(test_forward_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -570,6 +570,30 @@ static void test_guest_close_is_one_close(void **state)
 	fx_done(&f);
 }
 
+/* A host that closed (not half-closed) is one SHUTDOWN with both bits. */
+static void test_host_close_is_both_shutdowns(void **state)
+{
+	struct fx f;
+	struct pkt_hdr h;
+
+	(void)state;
+	fx_established(&f, VSOCK_TYPE_STREAM, 4096);
+	ms_feed(f.ms, "last", 4);
+	f.ms->in_eof = true;
+	f.ms->peer_closed = true;
+	conn_host_readable(f.c);
+	assert_int_equal(g_recv(&f, RXBUF, &h), VSOCK_OP_RW);
+	assert_memory_equal(f.rx + VSOCK_HDR_LEN, "last", 4);
+	assert_int_equal(g_recv(&f, RXBUF, &h), VSOCK_OP_SHUTDOWN);
+	assert_int_equal(h.flags, VSOCK_SHUTDOWN_BOTH);
+	assert_int_equal(f.c->state, CONN_CLOSING);
+	/* the guest's RST ends it, unanswered */
+	assert_int_equal(g_send(&f, VSOCK_OP_RST, NULL, 0, 0), 0);
+	assert_int_equal(g_recv(&f, RXBUF, NULL), NONE);
+	assert_true(conn_is_done(f.c));
+	fx_done(&f);
+}
+
 static void test_guest_shutdown_rcv_stops_reads(void **state)
 {
 	struct fx f;
@@ -1152,6 +1176,7 @@ int main(void)
 		cmocka_unit_test(test_both_half_closes_end_in_close),
 		cmocka_unit_test(test_host_eof_half_close),
 		cmocka_unit_test(test_guest_close_is_one_close),
+		cmocka_unit_test(test_host_close_is_both_shutdowns),
 		cmocka_unit_test(test_guest_shutdown_rcv_stops_reads),
 		cmocka_unit_test(test_guest_shutdown_rcv_host_send_fails),
 		cmocka_unit_test(test_host_buffer_follows_guest),

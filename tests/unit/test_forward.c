@@ -253,6 +253,34 @@ static void test_stream_ops_seqpacket(void **state)
 	close(sp[1]);
 }
 
+/*
+ * Half-closed or closed: both host stream kinds tell them apart after the
+ * end of stream (the AF_VSOCK one by an empty send, run here over AF_UNIX,
+ * which refuses it the same way once the peer has gone).
+ */
+static void check_peer_closed(void (*init)(struct stream *, int), int type)
+{
+	struct stream s;
+	int sp[2];
+
+	assert_int_equal(socketpair(AF_UNIX, type, 0, sp), 0);
+	init(&s, sp[0]);
+	assert_false(s.ops->peer_closed(&s));
+	assert_int_equal(shutdown(sp[1], SHUT_WR), 0);
+	assert_false(s.ops->peer_closed(&s));
+	close(sp[1]);
+	assert_true(s.ops->peer_closed(&s));
+	s.ops->close(&s);
+}
+
+static void test_stream_ops_peer_closed(void **state)
+{
+	(void)state;
+	check_peer_closed(stream_vsock_init, SOCK_STREAM);
+	check_peer_closed(stream_unix_init, SOCK_STREAM);
+	check_peer_closed(stream_unix_init, SOCK_SEQPACKET);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +288,7 @@ int main(void)
 		cmocka_unit_test(test_listen_failure_closes_all),
 		cmocka_unit_test(test_stream_ops_stream),
 		cmocka_unit_test(test_stream_ops_seqpacket),
+		cmocka_unit_test(test_stream_ops_peer_closed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,6 +36,7 @@ struct probe {
 	int readd_fd;           /* then re-add the victim on this fd (if >= 0) */
 	bool stop;              /* loop_stop */
 	bool del_self;
+	bool forget;            /* loop_forget the victim and close its fd instead */
 	bool drain;             /* read the eventfd so it stops being readable */
 	int kick_fd;            /* then make this eventfd readable (if >= 0) */
 };
@@ -51,7 +52,10 @@ static void probe_cb(void *ctx, uint32_t events)
 		assert_int_equal(read(p->fd, &v, sizeof(v)), sizeof(v));
 	if (p->kick_fd >= 0)
 		assert_int_equal(eventfd_write(p->kick_fd, 1), 0);
-	if (p->victim) {
+	if (p->victim && p->forget) {
+		loop_forget(p->loop, &p->victim->w);
+		close(p->victim->fd);
+	} else if (p->victim) {
 		loop_del(p->loop, &p->victim->w);
 		if (p->readd_fd >= 0)
 			assert_int_equal(loop_add(p->loop, &p->victim->w, p->readd_fd, EPOLLIN,
@@ -236,6 +240,38 @@ static void test_del_self(void **state)
 	assert_int_equal(f->stopper.calls, 2);
 }
 
+/*
+ * Both ready in one batch, each forgets and closes the other: exactly one
+ * runs (the pending event is cancelled as by loop_del), and the closed one's
+ * registration is gone with its file (nothing more arrives for it).
+ */
+static void test_forget_other_in_same_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct probe *a = &f->p, *b = &f->stopper;
+
+	a->victim = b;
+	b->victim = a;
+	a->forget = b->forget = true;
+	a->stop = true;
+	probe_add(a, EPOLLIN);
+	assert_int_equal(loop_run(&f->l), 0);
+	assert_int_equal(a->calls + b->calls, 1);
+	assert_int_equal(a->w.fd, a->calls ? a->fd : -1);
+	assert_int_equal(b->w.fd, b->calls ? b->fd : -1);
+	/* the survivor is still watched and ready; the closed one never runs */
+	a->victim = b->victim = NULL;
+	a->stop = b->stop = true;
+	assert_int_equal(loop_run(&f->l), 0);
+	assert_int_equal(a->calls + b->calls, 2);
+	assert_true(a->calls == 2 || b->calls == 2);
+	/* teardown closes a fresh fd in place of the closed one */
+	if (a->calls)
+		b->fd = eventfd(0, EFD_CLOEXEC);
+	else
+		a->fd = eventfd(0, EFD_CLOEXEC);
+}
+
 /* More ready fds than one epoll_wait returns: all served, once each. */
 #define NMANY (LOOP_BATCH * 2 + 5)
 
@@ -391,6 +427,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_del_other_in_same_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_readd_in_same_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_self, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget_other_in_same_batch, setup, teardown),
 		cmocka_unit_test(test_more_than_one_batch),
 		cmocka_unit_test(test_hangup_reported),
 		cmocka_unit_test(test_add_errors),

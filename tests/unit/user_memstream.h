@@ -44,6 +44,7 @@ struct memstream {
 	bool in_eor[MS_MAX_MSGS];
 	unsigned int in_head, in_nmsg;
 	bool in_eof;
+	bool peer_closed;         /* with in_eof: the host closed, not half-closed */
 	int read_err;
 	int closes;
 };
@@ -153,6 +154,11 @@ static inline int ms_set_buffer_size(struct stream *s, uint32_t bytes)
 	return 0;
 }
 
+static inline bool ms_peer_closed(struct stream *s)
+{
+	return ((struct memstream *)s->ctx)->peer_closed;
+}
+
 static inline void ms_close(struct stream *s)
 {
 	((struct memstream *)s->ctx)->closes++;
@@ -165,6 +171,7 @@ static const struct stream_ops ms_ops = {
 	.shutdown_wr = ms_shutdown_wr,
 	.shutdown_rd = ms_shutdown_rd,
 	.set_buffer_size = ms_set_buffer_size,
+	.peer_closed = ms_peer_closed,
 	.close = ms_close,
 };
 

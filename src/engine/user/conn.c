@@ -794,10 +794,19 @@ static void conn_emit_rw(struct conn *c, struct rx_slot *s, uint32_t n, uint32_t
 	conn_emit(c, s, VSOCK_OP_RW, flags, n);
 }
 
-/* The host will send no more: tell the guest (SEND only: half-close). */
+/*
+ * The host will send no more: tell the guest, SEND only for a half-close,
+ * both bits when the host end was closed, so the guest's next send fails
+ * at once (EPIPE) as it would against a peer's close() on real vsock,
+ * instead of being taken and then answered with an RST.
+ */
 static int conn_host_eof(struct conn *c, uint64_t now_ms)
 {
 	c->host_readable = false;
+	if (c->state == CONN_ESTABLISHED && c->host.ops->peer_closed(&c->host)) {
+		conn_close(c, now_ms);
+		return CONN_RETRY;
+	}
 	c->local_shut |= VSOCK_SHUTDOWN_SEND;
 	c->rxops |= CONN_RXOP_SHUTDOWN;
 	conn_maybe_finish(c, now_ms);

@@ -236,6 +236,8 @@ int hybrid_start_limits(struct hybrid *hy, struct loop *loop, const char *name,
 	hy->timeout_ms = lim && lim->timeout_ms ? lim->timeout_ms : HYBRID_DEFAULT_TIMEOUT_MS;
 	hy->mode = lim && lim->mode ? lim->mode : HYBRID_DEFAULT_MODE;
 	hy->lst[0].fd = hy->lst[1].fd = -1;
+	if (!uds_path)
+		return 0; /* forwarding only: no hybrid sockets, hybrid_stop() still safe */
 	hy->pend = calloc(hy->max_pending, sizeof(*hy->pend));
 	if (!hy->pend)
 		return -ENOMEM;

@@ -17,6 +17,7 @@
 #ifndef ENGINE_USER_STREAM_H
 #define ENGINE_USER_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -41,6 +42,11 @@ struct stream_ops {
 	int (*shutdown_rd)(struct stream *s);
 	/* NULL where it means nothing: the socket's own buffer size; 0 or -errno */
 	int (*set_buffer_size)(struct stream *s, uint32_t bytes);
+	/*
+	 * After the end of stream: whether the peer has stopped reading too
+	 * (closed, not just half-closed), so that a write of ours would fail.
+	 */
+	bool (*peer_closed)(struct stream *s);
 	void (*close)(struct stream *s);
 };
 

@@ -77,6 +77,14 @@ static int unix_shutdown_rd(struct stream *s)
 	return shutdown(s->fd, SHUT_RD) < 0 ? -errno : 0;
 }
 
+/* AF_UNIX raises POLLHUP once both directions are shut: the peer closed. */
+static bool unix_peer_closed(struct stream *s)
+{
+	struct pollfd p = { .fd = s->fd, .events = 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
 static void unix_close(struct stream *s)
 {
 	close(s->fd);
@@ -89,6 +97,7 @@ const struct stream_ops stream_unix_ops = {
 	.writev = unix_writev,
 	.shutdown_wr = unix_shutdown_wr,
 	.shutdown_rd = unix_shutdown_rd,
+	.peer_closed = unix_peer_closed,
 	.close = unix_close,
 };
 

@@ -127,6 +127,22 @@ static int vsock_set_buffer_size(struct stream *s, uint32_t bytes)
 	return 0;
 }
 
+/*
+ * AF_VSOCK raises no POLLHUP for a peer that closed while data was still
+ * queued, but refuses any send, an empty one included, once the peer has
+ * shut its receive side: an empty send asks without moving a byte.
+ */
+static bool vsock_peer_closed(struct stream *s)
+{
+	struct msghdr m = { 0 };
+	ssize_t n;
+
+	do {
+		n = sendmsg(s->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 && errno == EPIPE;
+}
+
 static void vsock_close(struct stream *s)
 {
 	free(s->ctx);
@@ -141,6 +157,7 @@ const struct stream_ops stream_vsock_ops = {
 	.shutdown_wr = vsock_shutdown_wr,
 	.shutdown_rd = vsock_shutdown_rd,
 	.set_buffer_size = vsock_set_buffer_size,
+	.peer_closed = vsock_peer_closed,
 	.close = vsock_close,
 };
 

@@ -148,7 +148,8 @@ static void vm_log(const struct user_vm *vm)
 
 	log_info("%s: guest CID %llu, vhost-user socket %s, hybrid socket %s, groups %s, "
 		 "buffer %u, queue size up to %u%s", vm->name, (unsigned long long)vc->cid,
-		 vm->inherited ? "(inherited)" : vm->srv.vvu ? "(vfio)" : vc->socket_path, vc->uds_path,
+		 vm->inherited ? "(inherited)" : vm->srv.vvu ? "(vfio)" : vc->socket_path,
+		 vc->uds_path ? vc->uds_path : "none (forwarding only)",
 		 vc->groups ? vc->groups : CLI_DEFAULT_GROUPS, vc->tx_buffer_size, vc->queue_size,
 		 vm->port < 0 ? " (added at run time: no sibling routing)" : "");
 	if (vc->forward) {
@@ -159,9 +160,10 @@ static void vm_log(const struct user_vm *vm)
 			off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%u%s",
 						i ? "+" : "", vc->forward_listen[i].port,
 						vc->forward_listen[i].seqpacket ? "/seqpacket" : "");
-		log_info("%s: forwarding: guest connections to host port P go to AF_VSOCK %u:P "
-			 "(not %s_P); host AF_VSOCK ports bridged into the guest: %s", vm->name,
-			 vc->forward_cid, vc->uds_path, vc->nforward_listen ? ports : "none");
+		log_info("%s: forwarding: guest connections to host port P go to AF_VSOCK %u:P%s; "
+			 "host AF_VSOCK ports bridged into the guest: %s", vm->name,
+			 vc->forward_cid, vc->uds_path ? " (not to the hybrid sockets)" : "",
+			 vc->nforward_listen ? ports : "none");
 	}
 	log_info("%s: limits: %u connections, %u pending host connects, CONNECT line within "
 		 "%u ms, guest answer within %u ms; socket files mode %04o", vm->name,
@@ -495,11 +497,12 @@ static bool same_path(const char *a, const char *b)
 /* Does one of @vm's socket files have the name @path? */
 static bool vm_has_path(const struct user_vm *vm, const char *path)
 {
-	char seq[256];
+	char seq[256] = "";
 
-	snprintf(seq, sizeof(seq), "%s%s", vm->vc.uds_path, HYBRID_SEQPACKET_SUFFIX);
+	if (vm->vc.uds_path)
+		snprintf(seq, sizeof(seq), "%s%s", vm->vc.uds_path, HYBRID_SEQPACKET_SUFFIX);
 	return (!vm->inherited && same_path(vm->vc.socket_path, path)) ||
-	       same_path(vm->vc.uds_path, path) || same_path(seq, path);
+	       same_path(vm->vc.uds_path, path) || (seq[0] && same_path(seq, path));
 }
 
 /* Return: 0, or -EEXIST with @err naming what is taken and by whom. */
@@ -509,11 +512,12 @@ static int check_unique(const struct user_engine *ue, const struct vm_config *vc
 	for (unsigned int i = 0; i < CLI_MAX_VMS; i++) {
 		const struct user_vm *vm = ue->vm[i];
 		const char *clash = NULL;
-		char seq[256];
+		char seq[256] = "";
 
 		if (!vm)
 			continue;
-		snprintf(seq, sizeof(seq), "%s%s", vc->uds_path, HYBRID_SEQPACKET_SUFFIX);
+		if (vc->uds_path)
+			snprintf(seq, sizeof(seq), "%s%s", vc->uds_path, HYBRID_SEQPACKET_SUFFIX);
 		if (vm->vc.cid == vc->cid) {
 			snprintf(err, errlen, "vm add: guest CID %llu is already served by %s",
 				 (unsigned long long)vc->cid, vm->name);
@@ -521,7 +525,7 @@ static int check_unique(const struct user_engine *ue, const struct vm_config *vc
 		}
 		if (vm_has_path(vm, vc->socket_path))
 			clash = vc->socket_path;
-		else if (vm_has_path(vm, vc->uds_path) || vm_has_path(vm, seq))
+		else if (vm_has_path(vm, vc->uds_path) || (seq[0] && vm_has_path(vm, seq)))
 			clash = vc->uds_path;
 		if (clash) {
 			snprintf(err, errlen, "vm add: socket path %s is already used by %s", clash,
