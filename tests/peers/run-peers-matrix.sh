@@ -28,7 +28,7 @@
 # 600 s, so one mixed nested run (two L2 boots) costs 20-40 minutes at
 # that load (for scale, tests/peers/README.md: 7.2 + 6.1 took 409 s at load
 # 6-8, 11.1 + 6.12 1309-1668 s at 8-19). The 6.12 forwarding run took
-# 1051 s (17.5 min) at load 8-16. Which combinations ran, and why, is
+# 1051-1892 s (18-32 min) at load 8-16. Which combinations ran, and why, is
 # printed first.
 #
 # Environment: VUV_MATRIX unset (what CI runs: the quick tests in all
