@@ -593,6 +593,7 @@ struct tfe_vsock_conn {
 	uint32_t peer_shutdown;    /* TFE_VSOCK_SHUTDOWN_* bits received */
 	uint32_t local_shutdown;   /* bits we sent */
 	bool rst_received;
+	bool responded;            /* a RESPONSE came (connect succeeded) */
 	bool pending_update;       /* a CREDIT_UPDATE is owed (tx ring was full) */
 	/* received payload not yet read: a ring of buf_alloc bytes */
 	uint8_t *rxq;
@@ -709,7 +710,9 @@ int tfe_vsock_connect_start(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst
 /**
  * tfe_vsock_connect() - REQUEST from @src_port to (@dst_cid, @dst_port),
  * then wait for RESPONSE.
- * Return: 0 with *@out set, -ECONNREFUSED on RST, -EPROTO on any other
+ * Return: 0 with *@out set once a RESPONSE came, even if the peer closed or
+ * reset the connection in the same batch (as connect() succeeds and the
+ * next read tells), -ECONNREFUSED on RST, -EPROTO on any other
  * answer, -ETIMEDOUT (an RST is sent), -EADDRINUSE for a tuple in use,
  * -EMFILE when every connection slot is taken.
  */

@@ -448,6 +448,7 @@ static void recv_connecting(struct tfe_vsock *vs, struct tfe_vsock_conn *c,
 	switch (p->op) {
 	case TFE_VSOCK_OP_RESPONSE:
 		c->state = TFE_CONN_ESTABLISHED;
+		c->responded = true;
 		break;
 	case TFE_VSOCK_OP_RST:
 		c->rst_received = true;
@@ -715,7 +716,7 @@ int tfe_vsock_connect(struct tfe_vsock *vs, uint64_t dst_cid, uint32_t dst_port,
 	if (rc < 0)
 		return rc;
 	rc = tfe_vsock_wait_until(vs, not_connecting, c, timeout_ms);
-	if (rc == 0 && c->state == TFE_CONN_ESTABLISHED) {
+	if (rc == 0 && c->responded) {
 		*out = c;
 		return 0;
 	}
