@@ -227,6 +227,37 @@ static bool rx_superseded(const struct soak_vm *v)
 	return false;
 }
 
+/* Is source port @a later than @b in the sender's wrapping sequence (soak_next_port())? */
+static bool port_later(uint32_t a, uint32_t b)
+{
+	uint32_t d = (a + 40000u - b) % 40000u;
+
+	return d != 0 && d < 20000u;
+}
+
+/*
+ * Accept the sender's latest stream and reset any older one still waiting:
+ * one the sender abandoned when its own front end went away is never
+ * written to, and the driver hands out waiting streams by slot, not by age,
+ * so taking the older one first would make the newer look superseded.
+ */
+static bool rx_accept(struct soak_vm *v)
+{
+	struct tfe_vsock_conn *c, *best = NULL;
+
+	while (tfe_vsock_accept(&v->g.vs, SOAK_GP_SIB, 0, &c) == 0) {
+		if (best && !port_later(c->peer_port, best->peer_port)) {
+			tfe_vsock_reset(&v->g.vs, c);
+			continue;
+		}
+		if (best)
+			tfe_vsock_reset(&v->g.vs, best);
+		best = c;
+	}
+	v->srx.c = best;
+	return best != NULL;
+}
+
 /* The sender's failures are its to count; here only the unexplained ones are errors. */
 static int rx_fail(struct soak_vm *v, const char *what)
 {
@@ -315,7 +346,7 @@ int soak_sib_rx_step(struct soak_vm *v)
 	ssize_t r;
 
 	if (!x->c) {
-		if (tfe_vsock_accept(&v->g.vs, SOAK_GP_SIB, 0, &x->c) < 0)
+		if (!rx_accept(v))
 			return 0;
 		x->closing = false;
 		x->hdr_len = 0;
