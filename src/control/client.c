@@ -166,9 +166,21 @@ static void str(const struct json_doc *d, int obj, const char *key, char *buf, s
 		snprintf(buf, size, "-");
 }
 
-static uint64_t errors_total(const struct json_doc *d, int vm)
+/*
+ * The "errors" member as an object of name: count pairs, or -1: the answer
+ * comes from a daemon that may be of another version (or not ours), and
+ * walking an array or a string as pairs would read past its tokens.
+ */
+static int errors_obj(const struct json_doc *d, int vm)
 {
 	int e = json_get(d, vm, "errors");
+
+	return e >= 0 && d->tok[e].type == JSON_OBJECT ? e : -1;
+}
+
+static uint64_t errors_total(const struct json_doc *d, int vm)
+{
+	int e = errors_obj(d, vm);
 	uint64_t sum = 0;
 
 	if (e < 0)
@@ -185,7 +197,7 @@ static uint64_t errors_total(const struct json_doc *d, int vm)
 
 static void print_errors(FILE *out, const struct json_doc *d, int vm)
 {
-	int e = json_get(d, vm, "errors");
+	int e = errors_obj(d, vm);
 	const char *sep = "    errors: ";
 
 	if (e < 0 || errors_total(d, vm) == 0)
