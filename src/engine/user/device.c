@@ -195,15 +195,9 @@ static void ep_grow_sndbuf(struct hostep *ep)
 
 static bool ep_short(ssize_t n, const struct iovec *iov, int niov)
 {
-	size_t total = 0;
-
 	if (n == -EAGAIN || n == -EMSGSIZE)
 		return true;
-	if (n < 0)
-		return false;
-	for (int i = 0; i < niov; i++)
-		total += iov[i].iov_len;
-	return (size_t)n < total;
+	return n >= 0 && (size_t)n < pkt_iov_len(iov, (size_t)niov);
 }
 
 static ssize_t ep_writev(struct stream *s, const struct iovec *iov, int niov, unsigned int flags)
