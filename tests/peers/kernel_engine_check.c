@@ -62,19 +62,9 @@ static int start_daemon(struct peer_check *k, struct tfe_daemon *d, const char *
 	char cid[24];
 	char *argv[] = { (char *)k->daemon, (char *)"--socket", (char *)sock, (char *)"--cid", cid,
 			 (char *)"--log-level", (char *)"debug", NULL };
-	int rc;
 
 	snprintf(cid, sizeof(cid), "%llu", (unsigned long long)k->cid);
-	unlink(log);
-	rc = tfe_daemon_start(d, argv, sock, log, budget(k, 5000));
-	if (rc == -ECHILD)
-		FAILF("%s exited (%s %d) before creating %s; see %s", k->daemon,
-		      WIFEXITED(d->status) ? "status" : "signal",
-		      WIFEXITED(d->status) ? WEXITSTATUS(d->status) : WTERMSIG(d->status), sock, log);
-	if (rc < 0)
-		FAILF("starting %s: %s", k->daemon, strerror(-rc));
-	alarm_pids[d == &k->d1 ? 0 : 1] = d->pid;
-	return 0;
+	return peer_daemon_start(k, d, argv, sock, log, why, n);
 }
 
 /* ------------------------------------------------------------------ */

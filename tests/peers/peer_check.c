@@ -652,6 +652,27 @@ int case_shutdown(struct peer_check *k, char *why, size_t n)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * Start the daemon of @argv on @sock (its log in @log) and register it
+ * with the alarm handler, slot 0 for k->d1, 1 otherwise.
+ */
+int peer_daemon_start(struct peer_check *k, struct tfe_daemon *d, char *const argv[],
+		      const char *sock, const char *log, char *why, size_t n)
+{
+	int rc;
+
+	unlink(log);
+	rc = tfe_daemon_start(d, argv, sock, log, budget(k, 5000));
+	if (rc == -ECHILD)
+		FAILF("%s exited (%s %d) before creating %s; see %s", argv[0],
+		      WIFEXITED(d->status) ? "status" : "signal",
+		      WIFEXITED(d->status) ? WEXITSTATUS(d->status) : WTERMSIG(d->status), sock, log);
+	if (rc < 0)
+		FAILF("starting %s: %s", argv[0], strerror(-rc));
+	alarm_pids[d == &k->d1 ? 0 : 1] = d->pid;
+	return 0;
+}
+
 int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n)
 {
 	int rc;

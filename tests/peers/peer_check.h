@@ -79,6 +79,8 @@ void guest_down(struct peer_check *k);
 int setup_once(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr);
 int guest_up(struct peer_check *k, const char *sock, bool crosvm, enum tfe_need_reply nr);
 int host_expect_eof(struct peer_check *k, int fd, char *why, size_t n);
+int peer_daemon_start(struct peer_check *k, struct tfe_daemon *d, char *const argv[],
+		      const char *sock, const char *log, char *why, size_t n);
 int stop_one(struct tfe_daemon *d, const char *name, char *why, size_t n);
 
 int case_guest_connect(struct peer_check *k, char *why, size_t n);
