@@ -17,8 +17,10 @@
 # Environment: VUV_BUILD (default <repo>/build/gcc; a non-sanitizer build,
 # tests/peers/nested_perf must be static), VUV_CACHE and VUV_LOGS
 # (rig/lib.sh), VUV_QEMU / VUV_KERNEL (as run-nested.sh; host + 6.1 by
-# default), VUV_COMPARE_ROUNDS (default 5), VUV_COMPARE_BYTES (each way per
-# round, default 4 MiB), VUV_COMPARE_TRIPS (round trips per round, default
+# default), VUV_COMPARE_ROUNDS (default 15: one device's rounds spread 2x
+# even on a quiet machine, and two 7-round runs there gave host -> guest
+# ratios of 1.17 and 0.75), VUV_COMPARE_BYTES (each way per round, default
+# 4 MiB), VUV_COMPARE_TRIPS (round trips per round, default
 # 200), VUV_COMPARE_TIMEOUT (host limit for L1, s, default 2400),
 # VUV_COMPARE_BOOT_WAIT (for the two L2s to serve, s, default 900).
 #
@@ -66,7 +68,7 @@ l1_mods=$("$rig_dir/make-initramfs.sh" -k "$tree" -o "$l1_initrd" -m "$RIG_MODS_
 
 run=$(rig_join_commas "$rig_dir/guest-run.sh" --timeout $((host_limit - 60)) --dump /tmp/daemon.log -- \
 	"$nested_dir/compare-l1.sh" --daemon "$daemon" --perf "$perf" --kernel "$VMLINUX" \
-	--initrd "$l2_initrd" --rounds "${VUV_COMPARE_ROUNDS:-5}" \
+	--initrd "$l2_initrd" --rounds "${VUV_COMPARE_ROUNDS:-15}" \
 	--bytes "${VUV_COMPARE_BYTES:-4194304}" --trips "${VUV_COMPARE_TRIPS:-200}" \
 	--boot-wait "$boot_wait" ${l2_extra:+--l2-extra "$l2_extra"} \
 	${RIG_SID_ROOT:+--sid-root "$RIG_SID_ROOT"}) || fail "a path cannot be passed to the guest"

@@ -18,6 +18,10 @@
  *   'E' N: N one-byte round trips; the median trip is reported.
  * Output: "perf-ok: cid=C h2g_mib_s=X g2h_mib_s=Y rtt_us=Z" or
  * "perf-fail: cid=C: reason"; exit 0, 1 (failed) or 2 (usage).
+ * serve first prints "perf-features: B,B,..." (the feature bits the guest's
+ * driver negotiated with its vsock device, from sysfs; "perf-features:
+ * unknown (why)" when it cannot tell), for compare.sh to check that both
+ * set-ups are the same.
  * selftest runs both ends over Unix socket pairs, once honest and once
  * with a server that corrupts a byte, which run must catch.
  */
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -172,12 +177,65 @@ static void serve_one(int fd)
 		serve_echo(fd, n);
 }
 
+/*
+ * Print the negotiated feature bits of the guest's virtio vsock device
+ * (virtio device id 19; sysfs "features" is one '0'/'1' character per bit,
+ * bit 0 first).
+ */
+static void print_features(void)
+{
+	char path[300], buf[160];
+	struct dirent *e;
+	DIR *d = opendir("/sys/bus/virtio/devices");
+	FILE *f;
+
+	if (!d) {
+		printf("perf-features: unknown (/sys/bus/virtio/devices: %s)\n", strerror(errno));
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		buf[0] = '\0';
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+		if (strtoul(buf, NULL, 0) != 19)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/features", e->d_name);
+		f = fopen(path, "r");
+		if (!f || !fgets(buf, sizeof(buf), f)) {
+			printf("perf-features: unknown (%s: %s)\n", path, strerror(errno));
+			if (f)
+				fclose(f);
+			closedir(d);
+			return;
+		}
+		fclose(f);
+		printf("perf-features:");
+		for (unsigned int i = 0, n = 0; buf[i] == '0' || buf[i] == '1'; i++) {
+			if (buf[i] == '1')
+				printf("%s%u", n++ ? "," : " ", i);
+		}
+		printf("\n");
+		closedir(d);
+		return;
+	}
+	closedir(d);
+	printf("perf-features: unknown (no virtio device 19 in /sys/bus/virtio/devices)\n");
+}
+
 static int serve(unsigned int port)
 {
 	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
 				  .svm_port = port };
 	int lfd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+	print_features();
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
 		printf("perf-fail: serve %u: %s\n", port, strerror(errno));
 		return 1;
