@@ -230,9 +230,10 @@ static bool rx_superseded(const struct soak_vm *v)
 /* Is source port @a later than @b in the sender's wrapping sequence (soak_next_port())? */
 static bool port_later(uint32_t a, uint32_t b)
 {
-	uint32_t d = (a + 40000u - b) % 40000u;
+	const uint32_t span = SOAK_PORT_LAST - SOAK_PORT_FIRST + 1;
+	uint32_t d = (a + span - b) % span;
 
-	return d != 0 && d < 20000u;
+	return d != 0 && d < span / 2;
 }
 
 /*

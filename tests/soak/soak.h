@@ -42,6 +42,9 @@
 #define SOAK_GP_LONG 6000u
 #define SOAK_GP_SHORT 6001u
 #define SOAK_GP_SIB 6002u
+/* guest source ports, handed out in turn (soak_next_port()) */
+#define SOAK_PORT_FIRST 20000u
+#define SOAK_PORT_LAST 59999u
 
 enum soak_kind {
 	SOAK_LONG_GUEST,    /* long duplex stream opened by the guest */
@@ -160,7 +163,7 @@ void *soak_vm_thread(void *arg);
 /** soak_step() - run the guest driver; sleep up to @ms when it had nothing to do. */
 void soak_step(struct soak_vm *v, int ms);
 
-/** soak_next_port() - Return: a fresh guest source port of @v (20000..59999, wrapping). */
+/** soak_next_port() - Return: a fresh guest source port of @v (SOAK_PORT_FIRST..LAST, wrapping). */
 uint32_t soak_next_port(struct soak_vm *v);
 
 /** soak_next_seed() - Return: a fresh pattern seed; seed + 1 is free for the other direction. */

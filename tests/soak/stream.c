@@ -21,7 +21,7 @@
 
 uint32_t soak_next_port(struct soak_vm *v)
 {
-	v->next_port = v->next_port >= 59999 ? 20000 : v->next_port + 1;
+	v->next_port = v->next_port >= SOAK_PORT_LAST ? SOAK_PORT_FIRST : v->next_port + 1;
 	return v->next_port;
 }
 

@@ -139,7 +139,7 @@ void *soak_vm_thread(void *arg)
 	struct soak_vm *v = arg;
 
 	v->rnd = 0x9e3779b9u * (v->idx + 1);
-	v->next_port = 20000 + v->idx * 1000;
+	v->next_port = SOAK_PORT_FIRST + v->idx * 1000;
 	if (listeners(v) < 0 || soak_guest_open(v) < 0) {
 		atomic_store(&v->tx_done, true);
 		return NULL;
