@@ -61,8 +61,9 @@ src=$tmp/$top/tools/testing/vsock
 # the kernel's 2 s default (SO_VM_SOCKETS_CONNECT_TIMEOUT). When L1 connects
 # into L2, L2 runs under TCG inside TCG and a loaded host can leave it
 # unscheduled past 2 s (seen at load average 9); the suite's own alarm
-# around connect() is 10 s upstream (60 s here, below), so 8 s still ends before it. No test case's
-# verdict depends on the timeout: the reset cases get their RST at once.
+# around connect() is 10 s upstream (60 s here, below), so 8 s still ends
+# before it. No test case's verdict depends on the timeout: the reset cases
+# get their RST at once.
 grep -q '^	fd = socket(AF_VSOCK, type, 0);$' "$src/util.c" ||
 	rig_die "$src/util.c: vsock_connect() is not as expected; cannot set its timeout"
 # 6.12 also connects from vsock_bind_connect(), with its own client_fd.

@@ -233,9 +233,11 @@ static int serve(unsigned int port)
 {
 	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
 				  .svm_port = port };
-	int lfd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int lfd;
 
+	/* first: its sysfs reads would clobber errno for the message below */
 	print_features();
+	lfd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
 		printf("perf-fail: serve %u: %s\n", port, strerror(errno));
 		return 1;
